@@ -1,0 +1,55 @@
+"""The one mapping between domain errors and gRPC status codes, both directions."""
+
+from __future__ import annotations
+
+import grpc
+
+from raildebug.errors import (
+    DeadlineExceeded,
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    Overloaded,
+    RailDebugError,
+)
+
+RETRY_AFTER_METADATA = "retry-after-ms"
+
+_STATUS_BY_ERROR: dict[type[RailDebugError], grpc.StatusCode] = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def status_for(error: RailDebugError) -> grpc.StatusCode:
+    for error_type, status in _STATUS_BY_ERROR.items():
+        if isinstance(error, error_type):
+            return status
+    return grpc.StatusCode.INTERNAL
+
+
+def error_from_rpc(error: grpc.RpcError, upstream: str) -> RailDebugError:
+    """Turn a failed upstream call into the domain error the calling core understands."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    message = f"{upstream}: {details}"
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidRequest(message)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(message)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Overloaded(message, retry_after_s=_retry_after_s(error))
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(message)
+    return NotReady(f"{upstream} unavailable ({code.name}): {details}")
+
+
+def _retry_after_s(error: grpc.RpcError) -> float:
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == RETRY_AFTER_METADATA:
+            return float(value) / 1000.0
+    return 1.0

@@ -1,0 +1,161 @@
+"""Lifecycle every RailDebug server shares: bind, health, reflection, background load, drain."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import Generic, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from raildebug.config import ServerSettings
+from raildebug.errors import NotReady
+from raildebug.grpc_runtime.interceptors import ErrorMappingInterceptor
+from raildebug.telemetry import get_logger
+
+log = get_logger(__name__)
+
+CoreT = TypeVar("CoreT")
+
+
+class CoreHolder(Generic[CoreT]):
+    """Holds a service core that loads in the background; RPCs before then get UNAVAILABLE."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._core: CoreT | None = None
+        self._failure: str | None = None
+
+    def set(self, core: CoreT) -> None:
+        self._core = core
+
+    def fail(self, reason: str) -> None:
+        self._failure = reason
+
+    def get(self) -> CoreT:
+        if self._core is not None:
+            return self._core
+        if self._failure is not None:
+            raise NotReady(f"{self.what} failed to load: {self._failure}")
+        raise NotReady(f"{self.what} is still loading; retry when health reports SERVING")
+
+    @property
+    def loaded(self) -> bool:
+        return self._core is not None
+
+
+class RailDebugServer:
+    """A grpc.Server with our defaults. Health stays NOT_SERVING until `mark_serving()`."""
+
+    def __init__(self, settings: ServerSettings, service_names: Sequence[str]) -> None:
+        self.settings = settings
+        self._service_names = list(service_names)
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+            interceptors=[ErrorMappingInterceptor()],
+            options=_server_options(settings),
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        self._health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection(
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        self._stopped = threading.Event()
+        self._loaders: list[Callable[[], threading.Thread]] = []
+        self._load_lock = threading.Lock()
+        self._pending_loads = 0
+        self.port = 0
+
+    @property
+    def grpc_server(self) -> grpc.Server:
+        return self._server
+
+    def start(self) -> int:
+        self.port = self._server.add_insecure_port(self.settings.address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {self.settings.address}: port in use or bad address")
+        self._server.start()
+        log.info("listening", address=f"{self.settings.host}:{self.port}")
+        for start_loading in self._loaders:
+            start_loading()
+        if not self._loaders:
+            self.mark_serving()
+        return self.port
+
+    def add_core(self, holder: CoreHolder[CoreT], load: Callable[[], CoreT]) -> None:
+        """Load a core once the port is bound; health turns SERVING when all have loaded."""
+        self._pending_loads += 1
+        self._loaders.append(lambda: self._load_in_background(holder, load))
+
+    def _load_in_background(
+        self, holder: CoreHolder[CoreT], load: Callable[[], CoreT]
+    ) -> threading.Thread:
+        """Run the slow model/store load while health already answers NOT_SERVING."""
+
+        def run() -> None:
+            try:
+                core = load()
+            except Exception as error:  # keep answering health, and say why we are not ready
+                log.exception("load failed", component=holder.what)
+                holder.fail(f"{type(error).__name__}: {error}")
+                return
+            holder.set(core)
+            log.info("ready", component=holder.what)
+            with self._load_lock:
+                self._pending_loads -= 1
+                if self._pending_loads == 0:
+                    self.mark_serving()
+
+        thread = threading.Thread(target=run, name=f"load-{holder.what}", daemon=True)
+        thread.start()
+        return thread
+
+    def mark_serving(self) -> None:
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Drain: report NOT_SERVING, refuse new RPCs, give in-flight ones `grace_s` to finish."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._health.enter_graceful_shutdown()
+        grace = self.settings.drain_grace_s if grace_s is None else grace_s
+        log.info("draining", grace_s=grace)
+        self._server.stop(grace).wait()
+        log.info("stopped")
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            threading.Thread(target=self.stop, name="drain", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+    def _set_health(self, status: int) -> None:
+        for name in ["", *self._service_names]:
+            self._health.set(name, status)
+
+
+def _server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(settings.min_client_ping_interval_s * 1000),
+        ),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.so_reuseport", 0),
+    ]
