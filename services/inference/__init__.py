@@ -1,0 +1,1 @@
+"""Inference: streams text from a GGUF model loaded with llama.cpp (llama-cpp-python)."""

@@ -1,0 +1,91 @@
+"""Plain data types of the inference core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MAX_NEW_TOKENS = 4096
+MAX_STOP_SEQUENCES = 8
+MAX_STOP_LENGTH = 64
+
+
+class FinishReason(StrEnum):
+    LENGTH = "length"
+    STOP = "stop"
+    EOS = "eos"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling controls; None means the engine default."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Either `prompt` or `chat` is set. `max_tokens` 0 means the engine default."""
+
+    prompt: str | None = None
+    chat: tuple[ChatTurn, ...] | None = None
+    max_tokens: int = 0
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """Newly generated text: whole UTF-8 characters, never part of a stop sequence."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    """The last event of every generation."""
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    queue_ms: float
+    time_to_first_token_ms: float
+    prefill_ms: float
+    decode_ms: float
+    total_ms: float
+    model: str
+    error: str = ""
+
+
+GenerationEvent = TextDelta | GenerationOutcome
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    architecture: str
+    quantization: str
+    context_length: int
+    trained_context_length: int
+    slots: int
+    busy_slots: int
+    queue_depth: int
+    n_gpu_layers_requested: int
+    n_gpu_layers_offloaded: int
+    n_layers: int
+    n_threads: int
+    model_path: str

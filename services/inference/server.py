@@ -1,0 +1,65 @@
+"""gRPC transport of the inference service (thin: conversions and lifecycle only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from raildebug.config import InferenceSettings
+from raildebug.grpc_runtime.context import absolute_deadline, cancellation_flag
+from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
+from raildebug.v1 import inference_pb2, inference_pb2_grpc
+from services.inference.engine import LlamaEngine
+from services.inference.model_files import resolve_model_path
+from services.inference.models import GenerationOutcome
+from services.inference.wire import info_to_wire, outcome_to_wire, request_from_wire
+
+SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServicer):
+    def __init__(self, engine: CoreHolder[LlamaEngine]) -> None:
+        self._engine = engine
+
+    def Generate(
+        self, request: inference_pb2.GenerateRequest, context: grpc.ServicerContext
+    ) -> Iterator[inference_pb2.GenerateResponse]:
+        events = self._engine.get().generate(
+            request_from_wire(request),
+            is_cancelled=cancellation_flag(context),
+            deadline=absolute_deadline(context, default_s=None),
+        )
+        for event in events:
+            if isinstance(event, GenerationOutcome):
+                yield inference_pb2.GenerateResponse(result=outcome_to_wire(event))
+            else:
+                yield inference_pb2.GenerateResponse(delta=event.text)
+
+    def Info(
+        self, request: inference_pb2.InfoRequest, context: grpc.ServicerContext
+    ) -> inference_pb2.InfoResponse:
+        return info_to_wire(self._engine.get().info())
+
+
+def build_server(settings: InferenceSettings) -> RailDebugServer:
+    server = RailDebugServer(settings, [SERVICE_NAME])
+    engine: CoreHolder[LlamaEngine] = CoreHolder("inference model")
+    inference_pb2_grpc.add_InferenceServicer_to_server(
+        InferenceServicer(engine), server.grpc_server
+    )
+
+    def load() -> LlamaEngine:
+        path = resolve_model_path(settings.model_path, settings.model_cache_dir)
+        return LlamaEngine(
+            path,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            n_batch=settings.n_batch,
+            n_gpu_layers=settings.n_gpu_layers,
+            max_queue=settings.max_queue,
+            default_max_tokens=settings.default_max_tokens,
+        )
+
+    server.add_core(engine, load)
+    return server
