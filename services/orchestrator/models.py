@@ -1,0 +1,93 @@
+"""Plain data types of the orchestrator core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.retriever.models import PassageFilter
+
+MAX_QUESTION_CHARS = 4_000
+MAX_SNIPPET_CHARS = 20_000
+MAX_COMMENT_CHARS = 4_000
+DEFAULT_CONTEXT_K = 5
+MAX_CONTEXT_K = 20
+DEFAULT_ANSWER_TOKENS = 384
+MAX_ANSWER_TOKENS = 2_048
+
+
+@dataclass(frozen=True)
+class DebugQuestion:
+    question: str
+    code_snippet: str = ""
+    error_log: str = ""
+    filter: PassageFilter = field(default_factory=PassageFilter)
+    k: int = 0  # 0: DEFAULT_CONTEXT_K
+    max_tokens: int = 0  # 0: DEFAULT_ANSWER_TOKENS
+    client_id: str = ""
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class ContextPassage:
+    """A retrieved passage as the prompt and the caller see it."""
+
+    id: str
+    text: str
+    source: str
+    line_start: int
+    line_end: int
+    title: str
+    kind: str
+    score: float
+    label: str = ""  # "[1]", "[2]", ...: assigned when the prompt is built
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What the generator reports once the answer is complete."""
+
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    queue_ms: float
+    time_to_first_token_ms: float
+    prefill_ms: float
+    decode_ms: float
+    total_ms: float
+    model: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ContextEvent:
+    passages: list[ContextPassage]
+    retrieval_ms: float
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class DebugSummary:
+    request_id: str
+    generation: GenerationStats
+    latency_ms: float
+    time_to_first_token_ms: float
+    prompt_version: str
+    cited_passage_ids: list[str]
+    degraded: bool
+    degraded_reason: str
+
+
+DebugEvent = ContextEvent | AnswerDelta | DebugSummary
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    request_id: str
+    score: float
+    comment: str = ""
+    client_id: str = ""

@@ -1,0 +1,34 @@
+"""What the orchestrator core needs from the outside world, as interfaces.
+
+The gRPC clients of the retriever and inference services implement these (upstream.py);
+tests and tools can plug in the in-process cores instead. Failures are domain errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from services.orchestrator.models import ContextPassage, GenerationStats
+from services.retriever.models import PassageFilter
+
+
+class PassageSource(Protocol):
+    def search(
+        self, query: str, k: int, passage_filter: PassageFilter, timeout_s: float
+    ) -> list[ContextPassage]: ...
+
+
+class AnswerGenerator(Protocol):
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        stop: tuple[str, ...],
+        timeout_s: float,
+        request_id: str,
+        is_cancelled: Callable[[], bool],
+    ) -> Iterator[str | GenerationStats]:
+        """Yields text deltas, then exactly one GenerationStats."""
+        ...

@@ -1,0 +1,85 @@
+"""Versioned prompt templates (one TOML file per version) and rendering them safely."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jinja2
+
+from raildebug.errors import NotFound
+from services.orchestrator.models import ContextPassage, DebugQuestion
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+_QUOTE_OPEN, _QUOTE_CLOSE = "<<<", ">>>"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    id: str
+    version: int
+    stop: tuple[str, ...]
+    max_context_chars: int
+    source: str
+
+    @property
+    def ref(self) -> str:
+        """The id@version recorded with every answer."""
+        return f"{self.id}@{self.version}"
+
+    def render(self, question: DebugQuestion, passages: list[ContextPassage]) -> str:
+        template = _environment().from_string(self.source)
+        return (
+            template.render(
+                passages=passages,
+                question=_quoted(question.question.strip()),
+                code_snippet=_quoted(question.code_snippet.strip()),
+                error_log=_quoted(question.error_log.strip()),
+            ).strip()
+            + " "
+        )
+
+    def fit_passages(self, passages: list[ContextPassage]) -> list[ContextPassage]:
+        """Label passages [1].. and trim them to the template's context budget, best first."""
+        fitted: list[ContextPassage] = []
+        budget = self.max_context_chars
+        for passage in passages:
+            if budget <= 0:
+                break
+            text = _quoted(passage.text)[:budget]
+            budget -= len(text)
+            fitted.append(replace(passage, text=text, label=f"[{len(fitted) + 1}]"))
+        return fitted
+
+
+def load_template(ref: str, prompts_dir: Path = PROMPTS_DIR) -> PromptTemplate:
+    """Load "id@version" from `prompts_dir/id@version.toml`."""
+    path = prompts_dir / f"{ref}.toml"
+    if "@" not in ref or not path.is_file():
+        available = sorted(p.stem for p in prompts_dir.glob("*@*.toml"))
+        raise NotFound(f"prompt template {ref!r} not found; available: {available}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    template = PromptTemplate(
+        id=str(data["id"]),
+        version=int(data["version"]),
+        stop=tuple(data.get("stop", ())),
+        max_context_chars=int(data.get("max_context_chars", 6000)),
+        source=str(data["template"]),
+    )
+    if template.ref != ref:
+        raise ValueError(f"{path} declares {template.ref}, but its file name says {ref}")
+    return template
+
+
+def _quoted(text: str) -> str:
+    """Keep quoted data from closing its own quote block and posing as prompt structure."""
+    return (
+        text.replace(_QUOTE_OPEN, "< < <").replace(_QUOTE_CLOSE, "> > >").replace("\n### ", "\n# ")
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
+    )
