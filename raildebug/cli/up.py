@@ -1,0 +1,135 @@
+"""`raildebug up`: run retriever, inference and orchestrator as separate local processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from raildebug.cli.health import wait_until_serving
+from raildebug.config import (
+    INFERENCE_PORT,
+    ORCHESTRATOR_PORT,
+    RETRIEVER_PORT,
+    default_data_dir,
+)
+
+# Start order: the orchestrator last, so its upstreams are already listening.
+_ORDER = ("retriever", "inference", "orchestrator")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("up", help="start all three services on loopback")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--orchestrator-port",
+        type=int,
+        default=int(os.environ.get("RAILDEBUG_ORCHESTRATOR_PORT", ORCHESTRATOR_PORT)),
+    )
+    parser.add_argument(
+        "--retriever-port",
+        type=int,
+        default=int(os.environ.get("RAILDEBUG_RETRIEVER_PORT", RETRIEVER_PORT)),
+    )
+    parser.add_argument(
+        "--inference-port",
+        type=int,
+        default=int(os.environ.get("RAILDEBUG_INFERENCE_PORT", INFERENCE_PORT)),
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="stores, model cache, feedback and logs (RAILDEBUG_DATA_DIR)",
+    )
+    parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.set_defaults(run=run)
+
+
+def service_environment(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    if args.data_dir is not None:
+        env["RAILDEBUG_DATA_DIR"] = str(args.data_dir)
+    ports = {
+        "retriever": args.retriever_port,
+        "inference": args.inference_port,
+        "orchestrator": args.orchestrator_port,
+    }
+    for service, port in ports.items():
+        env[f"RAILDEBUG_{service.upper()}_HOST"] = args.host
+        env[f"RAILDEBUG_{service.upper()}_PORT"] = str(port)
+    env["RAILDEBUG_ORCHESTRATOR_RETRIEVER_ADDRESS"] = f"{args.host}:{args.retriever_port}"
+    env["RAILDEBUG_ORCHESTRATOR_INFERENCE_ADDRESS"] = f"{args.host}:{args.inference_port}"
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    env = service_environment(args)
+    log_dir = Path(env.get("RAILDEBUG_DATA_DIR", default_data_dir())) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop_all(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    for service in _ORDER:
+        log_file = (log_dir / f"{service}.log").open("ab")
+        processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "raildebug.cli.main", "serve", service],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        print(
+            f"started {service} (pid {processes[service].pid}), logs in {log_file.name}",
+            file=sys.stderr,
+        )
+    for service in _ORDER:
+        address = f"{args.host}:{env[f'RAILDEBUG_{service.upper()}_PORT']}"
+        status = wait_until_serving(address, args.ready_timeout)
+        if status != "SERVING":
+            print(
+                f"{service} at {address} is {status}; see {log_dir / (service + '.log')}",
+                file=sys.stderr,
+            )
+            stop_all()
+            _wait_all(processes)
+            return 1
+        print(f"{service} ready at {address}", file=sys.stderr)
+    print(f"RailDebug is up: orchestrator at {args.host}:{args.orchestrator_port}", flush=True)
+    while not stopping:
+        for service, process in processes.items():
+            if process.poll() is not None:
+                print(
+                    f"{service} exited with {process.returncode}; stopping the others",
+                    file=sys.stderr,
+                )
+                stop_all()
+                break
+        time.sleep(0.5)
+    return _wait_all(processes)
+
+
+def _wait_all(processes: dict[str, subprocess.Popen[bytes]], grace_s: float = 30.0) -> int:
+    deadline = time.monotonic() + grace_s
+    worst = 0
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        worst = max(worst, abs(process.returncode or 0))
+    return worst

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Creates .venv at the repository root with everything RailDebug needs (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv" >&2
+  "$python" -m venv .venv
+fi
+stamp=.venv/.raildebug-setup
+fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/build-llama-wheel.sh | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then
+  exit 0
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip wheel setuptools
+# The CPU build of torch lies on this machine's disk; naming the version keeps pip from
+# fetching a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+llama_wheel=$(PYTHON=.venv/bin/python scripts/build-llama-wheel.sh)
+.venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$llama_wheel"
+.venv/bin/python -m pip install --quiet "$llama_wheel" -e ".[dev]"
+echo "$fingerprint" > "$stamp"
+echo "setup complete: .venv" >&2
