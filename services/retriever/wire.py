@@ -1,0 +1,120 @@
+"""Conversions between retriever Protobuf messages and core types (transport side only)."""
+
+from __future__ import annotations
+
+from raildebug.v1 import common_pb2, retriever_pb2
+from services.retriever.models import (
+    DEFAULT_ALPHA,
+    DEFAULT_K,
+    FusionMethod,
+    IngestReport,
+    PassageFilter,
+    ScoredPassage,
+    SearchQuery,
+    SearchResult,
+    SourceDocument,
+    StoreStats,
+)
+
+_FUSION_FROM_WIRE = {
+    retriever_pb2.FUSION_TYPE_UNSPECIFIED: FusionMethod.RELATIVE_SCORE,
+    retriever_pb2.FUSION_TYPE_RELATIVE_SCORE: FusionMethod.RELATIVE_SCORE,
+    retriever_pb2.FUSION_TYPE_RANKED: FusionMethod.RANKED,
+}
+
+
+def filter_from_wire(message: common_pb2.PassageFilter) -> PassageFilter:
+    return PassageFilter(
+        kinds=tuple(message.kinds),
+        languages=tuple(message.languages),
+        source_prefix=message.source_prefix,
+        metadata=dict(message.metadata),
+    )
+
+
+def filter_to_wire(passage_filter: PassageFilter) -> common_pb2.PassageFilter:
+    return common_pb2.PassageFilter(
+        kinds=list(passage_filter.kinds),
+        languages=list(passage_filter.languages),
+        source_prefix=passage_filter.source_prefix,
+        metadata=passage_filter.metadata,
+    )
+
+
+def query_from_wire(request: retriever_pb2.SearchRequest) -> SearchQuery:
+    return SearchQuery(
+        text=request.query,
+        k=request.k or DEFAULT_K,
+        alpha=request.alpha if request.HasField("alpha") else DEFAULT_ALPHA,
+        fusion=_FUSION_FROM_WIRE.get(request.fusion, FusionMethod.RELATIVE_SCORE),
+        filter=filter_from_wire(request.filter),
+    )
+
+
+def passage_to_wire(hit: ScoredPassage) -> retriever_pb2.Passage:
+    chunk = hit.chunk
+    return retriever_pb2.Passage(
+        id=chunk.id,
+        text=chunk.text,
+        source=chunk.source,
+        line_start=chunk.line_start,
+        line_end=chunk.line_end,
+        kind=chunk.kind,
+        language=chunk.language,
+        title=chunk.title,
+        keyword_score=hit.keyword_score,
+        vector_score=hit.vector_score,
+        fused_score=hit.fused_score,
+        metadata=chunk.metadata,
+    )
+
+
+def search_result_to_wire(result: SearchResult) -> retriever_pb2.SearchResponse:
+    return retriever_pb2.SearchResponse(
+        passages=[passage_to_wire(hit) for hit in result.passages],
+        store_passages=result.store_passages,
+        took_ms=result.took_ms,
+    )
+
+
+def document_from_wire(message: retriever_pb2.IngestDocument) -> SourceDocument:
+    return SourceDocument(
+        source=message.source,
+        content=message.content,
+        kind=message.kind,
+        language=message.language,
+        metadata=dict(message.metadata),
+    )
+
+
+def document_to_wire(document: SourceDocument) -> retriever_pb2.IngestDocument:
+    return retriever_pb2.IngestDocument(
+        source=document.source,
+        content=document.content,
+        kind=document.kind,
+        language=document.language,
+        metadata=document.metadata,
+    )
+
+
+def report_to_wire(report: IngestReport) -> retriever_pb2.IngestSummary:
+    return retriever_pb2.IngestSummary(
+        documents_received=report.documents_received,
+        documents_written=report.documents_written,
+        documents_unchanged=report.documents_unchanged,
+        chunks_written=report.chunks_written,
+        errors=[
+            retriever_pb2.IngestError(source=e.source, message=e.message) for e in report.errors
+        ],
+    )
+
+
+def stats_to_wire(stats: StoreStats) -> retriever_pb2.StatsResponse:
+    return retriever_pb2.StatsResponse(
+        passages=stats.passages,
+        sources=stats.sources,
+        embedding_model=stats.embedding_model,
+        embedding_dim=stats.embedding_dim,
+        backend=stats.backend,
+        passages_by_kind=stats.passages_by_kind,
+    )
