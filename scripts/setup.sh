@@ -18,6 +18,6 @@ fi
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 llama_wheel=$(PYTHON=.venv/bin/python scripts/build-llama-wheel.sh)
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$llama_wheel"
-.venv/bin/python -m pip install --quiet "$llama_wheel" -e ".[dev]"
+.venv/bin/python -m pip install --quiet "$llama_wheel" -e ".[dev,train,deploy,eval]"
 echo "$fingerprint" > "$stamp"
 echo "setup complete: .venv" >&2
