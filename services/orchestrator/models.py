@@ -60,6 +60,17 @@ class GenerationStats:
 
 
 @dataclass(frozen=True)
+class AnalysisInput:
+    """Everything an analyzer may use; prompt-based backends use `prompt`, others the parts."""
+
+    question: DebugQuestion
+    passages: list[ContextPassage]  # labelled [1].. in prompt order
+    prompt: str  # rendered by the versioned prompt template
+    stop: tuple[str, ...]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class ContextEvent:
     passages: list[ContextPassage]
     retrieval_ms: float

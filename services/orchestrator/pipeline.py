@@ -21,6 +21,7 @@ from services.orchestrator.models import (
     MAX_CONTEXT_K,
     MAX_QUESTION_CHARS,
     MAX_SNIPPET_CHARS,
+    AnalysisInput,
     AnswerDelta,
     ContextEvent,
     ContextPassage,
@@ -29,7 +30,7 @@ from services.orchestrator.models import (
     DebugSummary,
     GenerationStats,
 )
-from services.orchestrator.ports import AnswerGenerator, PassageSource
+from services.orchestrator.ports import Analyzer, PassageSource
 from services.orchestrator.prompting import PromptTemplate
 
 log = get_logger(__name__)
@@ -57,13 +58,13 @@ class DebugPipeline:
     def __init__(
         self,
         passages: PassageSource,
-        generator: AnswerGenerator,
+        analyzer: Analyzer,
         template: PromptTemplate,
         deadlines: DeadlinePolicy | None = None,
         on_answered: Callable[[AnsweredRequest], None] | None = None,
     ) -> None:
         self._passages = passages
-        self._generator = generator
+        self._analyzer = analyzer
         self._template = template
         self._deadlines = deadlines or DeadlinePolicy()
         self._on_answered = on_answered
@@ -89,10 +90,15 @@ class DebugPipeline:
         answer: list[str] = []
         stats: GenerationStats | None = None
         first_delta_at: float | None = None
-        for item in self._generator.generate(
-            prompt,
-            max_tokens=question.max_tokens or DEFAULT_ANSWER_TOKENS,
+        work = AnalysisInput(
+            question=question,
+            passages=passages,
+            prompt=prompt,
             stop=self._template.stop,
+            max_tokens=question.max_tokens or DEFAULT_ANSWER_TOKENS,
+        )
+        for item in self._analyzer.analyze(
+            work,
             timeout_s=_remaining(deadline),
             request_id=request_id,
             is_cancelled=is_cancelled,

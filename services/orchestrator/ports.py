@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from services.orchestrator.models import ContextPassage, GenerationStats
+from services.orchestrator.models import AnalysisInput, ContextPassage, GenerationStats
 from services.retriever.models import PassageFilter
 
 
@@ -26,6 +26,27 @@ class AnswerGenerator(Protocol):
         *,
         max_tokens: int,
         stop: tuple[str, ...],
+        timeout_s: float,
+        request_id: str,
+        is_cancelled: Callable[[], bool],
+    ) -> Iterator[str | GenerationStats]:
+        """Yields text deltas, then exactly one GenerationStats."""
+        ...
+
+
+class Analyzer(Protocol):
+    """Turns a question and its retrieved passages into a streamed answer.
+
+    Backends (our inference service, an OpenAI-compatible API, a compiled DSPy program) are
+    selected by configuration; the pipeline only sees this interface.
+    """
+
+    name: str
+
+    def analyze(
+        self,
+        work: AnalysisInput,
+        *,
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],

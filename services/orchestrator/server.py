@@ -10,6 +10,7 @@ from raildebug.config import OrchestratorSettings
 from raildebug.grpc_runtime.context import absolute_deadline, cancellation_flag
 from raildebug.grpc_runtime.server import RailDebugServer
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from services.orchestrator.analyzers.prompted import PromptedAnalyzer
 from services.orchestrator.feedback import FeedbackLog
 from services.orchestrator.pipeline import DeadlinePolicy, DebugPipeline
 from services.orchestrator.prompting import load_template
@@ -50,7 +51,7 @@ def build_server(settings: OrchestratorSettings) -> RailDebugServer:
     feedback = FeedbackLog(settings.feedback_db)
     pipeline = DebugPipeline(
         passages=RetrieverClient(settings.retriever_address),
-        generator=InferenceClient(settings.inference_address),
+        analyzer=PromptedAnalyzer(InferenceClient(settings.inference_address)),
         template=load_template(settings.prompt_template),
         deadlines=DeadlinePolicy(settings.retrieval_share, settings.max_retrieval_s),
         on_answered=feedback.record_answer,

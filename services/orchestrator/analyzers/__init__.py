@@ -1,0 +1,1 @@
+"""Analyzer backends: how the orchestrator turns a grounded prompt into an answer."""
