@@ -40,6 +40,9 @@ class ServerSettings(BaseSettings):
         10.0, description="Reject clients pinging more often than this."
     )
     drain_grace_s: float = Field(20.0, description="On SIGTERM, time given to in-flight RPCs.")
+    metrics_port: int = Field(
+        0, ge=0, description="Prometheus scrape port (/metrics); 0 disables the endpoint."
+    )
 
     @property
     def address(self) -> str:

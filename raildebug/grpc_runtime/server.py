@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from raildebug.config import ServerSettings
 from raildebug.errors import NotReady
 from raildebug.grpc_runtime.interceptors import ErrorMappingInterceptor
+from raildebug.metrics import serve_metrics
 from raildebug.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -54,6 +55,7 @@ class RailDebugServer:
     def __init__(self, settings: ServerSettings, service_names: Sequence[str]) -> None:
         self.settings = settings
         self._service_names = list(service_names)
+        self._service_label = self._service_names[0].rsplit(".", 1)[-1].lower()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
             interceptors=[ErrorMappingInterceptor()],
@@ -81,6 +83,7 @@ class RailDebugServer:
         if self.port == 0:
             raise RuntimeError(f"cannot bind {self.settings.address}: port in use or bad address")
         self._server.start()
+        serve_metrics(self._service_label, self.settings.host, self.settings.metrics_port)
         log.info("listening", address=f"{self.settings.host}:{self.port}")
         for start_loading in self._loaders:
             start_loading()
