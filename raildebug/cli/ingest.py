@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{summary.documents_received} documents: {summary.documents_written} written "
         f"({summary.chunks_written} chunks), {summary.documents_unchanged} unchanged, "
-        f"{len(summary.errors) + len(local_errors)} failed"
+        f"{len(summary.duplicates)} duplicate, {len(summary.errors) + len(local_errors)} failed"
     )
+    for duplicate in summary.duplicates:
+        print(f"  {duplicate.source}: same content as {duplicate.stored_as}, stored once")
     for message in local_errors:
         print(f"  {message}", file=sys.stderr)
     for failure in summary.errors:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from raildebug.errors import InvalidRequest
 from services.retriever.models import Chunk, SourceDocument
-from services.retriever.sources import KIND_CODE, KIND_DOC, resolve_kind_language
+from services.retriever.sources import KIND_CODE, KIND_DOC, PAGE_BREAK, resolve_kind_language
 
 # Bump when chunk boundaries change, so that re-ingesting unchanged files rewrites them.
 CHUNKER_VERSION = "1"
@@ -66,6 +66,8 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
         spans = _section_spans(lines, _markdown_headings(lines), DOC_MAX_CHARS)
     elif kind == KIND_DOC and language == "rst":
         spans = _section_spans(lines, _rst_headings(lines), DOC_MAX_CHARS)
+    elif kind == KIND_DOC and language == "pdf":
+        spans = _page_spans(lines, DOC_MAX_CHARS)
     elif kind == KIND_CODE:
         spans = _code_spans(lines, language)
     else:
@@ -159,6 +161,21 @@ def _windows(
         while nxt < e and _is_blank(lines[nxt]):
             nxt += 1
         s = nxt
+
+
+# --- docs: PDF pages -------------------------------------------------------------------------
+
+
+def _page_spans(lines: Sequence[str], max_chars: int) -> list[_Span]:
+    """One section per extracted PDF page (split at PAGE_BREAK lines), titled "page N"."""
+    spans: list[_Span] = []
+    start, page = 0, 1
+    for i in range(len(lines) + 1):
+        if i == len(lines) or lines[i] == PAGE_BREAK:
+            windows = _windows(lines, start, i, max_chars)
+            spans.extend(_Span(s, e, f"page {page}") for s, e in windows)
+            start, page = i + 1, page + 1
+    return spans
 
 
 # --- docs: markdown and reStructuredText -----------------------------------------------------

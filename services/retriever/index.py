@@ -2,7 +2,13 @@
 
 The gRPC layer calls only this class. It validates requests (raising InvalidRequest with a
 message the caller can act on), keeps one bad file from failing a whole ingest, and combines
-BM25 and vector hits with Weaviate-compatible fusion (see services.retriever.fusion).
+BM25 and vector hits with Weaviate-compatible fusion (see services.retriever.fusion), then
+applies the exact-identifier guarantee, near-duplicate removal and the per-source cap
+(services.retriever.ranking), with an optional reranker in between (services.retriever.rerank).
+
+Crash safety: each document is replaced in one store transaction, so a killed ingest leaves
+every source either at its old or its new version; the fingerprints stored with the rows make
+the re-run skip what was finished and redo the rest, and stable chunk ids make it idempotent.
 """
 
 from __future__ import annotations
@@ -13,29 +19,38 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from raildebug.errors import InvalidRequest
 from raildebug.telemetry import get_logger
+from services.retriever.analysis import identifier_share, identifiers
 from services.retriever.chunking import CHUNKER_VERSION, chunk_document
 from services.retriever.embedding import Embedder
 from services.retriever.fusion import ranked_fusion, relative_score_fusion
 from services.retriever.models import (
+    DEFAULT_MAX_PER_SOURCE,
     FILTERABLE_METADATA,
     MAX_K,
+    SERVING_PROFILE,
     Chunk,
+    DuplicateDocument,
     FusionMethod,
     IngestFailure,
     IngestReport,
+    PassageFilter,
+    RankingProfile,
     ScoredPassage,
     SearchQuery,
     SearchResult,
     SourceDocument,
     StoreStats,
 )
+from services.retriever.ports import ChunkStore, EmbeddingModel, SourceVersion
+from services.retriever.ranking import exact_match_pins, matched_identifiers, select_passages
+from services.retriever.rerank import Reranker, rerank
 from services.retriever.sources import KINDS, resolve_kind_language
-from services.retriever.store import LanceChunkStore, build_where
+from services.retriever.store import LanceChunkStore, check_filter
 
 log = get_logger(__name__)
 
@@ -60,6 +75,12 @@ class _Prepared:
     source: str
     chunks: list[Chunk]
     fingerprint: str
+    sha256: str
+
+
+def content_sha256(doc: SourceDocument) -> str:
+    """Identity of a document's content alone: equal digests under two paths are duplicates."""
+    return hashlib.sha256(doc.content.encode("utf-8")).hexdigest()
 
 
 class RetrievalIndex:
@@ -68,17 +89,29 @@ class RetrievalIndex:
     def __init__(
         self,
         store_dir: Path,
-        embedder: Embedder | None = None,
+        embedder: EmbeddingModel | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        store: ChunkStore | None = None,
+        reranker: Reranker | None = None,
+        max_per_source: int = DEFAULT_MAX_PER_SOURCE,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.embedder = embedder if embedder is not None else Embedder()
+        if max_per_source < 0:
+            raise ValueError("max_per_source must be 0 (no cap) or more")
+        self.embedder: EmbeddingModel = embedder if embedder is not None else Embedder()
         self.batch_size = batch_size
-        self.store = LanceChunkStore(
-            Path(store_dir),
-            self.embedder.dimension,
-            embedding_model=self.embedder.model_name,
+        self.reranker = reranker
+        self.max_per_source = max_per_source
+        self.store: ChunkStore = (
+            store
+            if store is not None
+            else LanceChunkStore(
+                Path(store_dir),
+                self.embedder.dimension,
+                embedding_model=self.embedder.model_name,
+            )
         )
         self._write_lock = threading.Lock()  # one ingest/delete at a time; searches never wait
 
@@ -130,12 +163,21 @@ class RetrievalIndex:
 
             # One scan instead of a lookup per document; kept current as documents are written.
             stored_hashes = self.store.source_hashes()
+            holders = self.store.documents_by_sha256()  # content digest -> source storing it
+            held = {source: digest for digest, source in holders.items()}  # and back
             try:
                 for doc in documents:
                     report.documents_received += 1
                     source = getattr(doc, "source", "") or ""
                     try:
                         prepared = self._prepare(doc, stored_hashes)
+                        if prepared is not None:
+                            holder = holders.get(prepared.sha256)
+                            if holder is not None and holder != prepared.source:
+                                wrote_any |= self._store_once(prepared, holder, report)
+                                stored_hashes.pop(prepared.source, None)
+                                finished()
+                                continue
                     except Exception as exc:  # reported per document
                         self._fail(report, source, exc)
                         finished()
@@ -146,6 +188,11 @@ class RetrievalIndex:
                         continue
                     pending.append(prepared)
                     stored_hashes[prepared.source] = prepared.fingerprint
+                    old = held.pop(prepared.source, None)
+                    if old is not None and holders.get(old) == prepared.source:
+                        del holders[old]  # that old content is being replaced
+                    holders[prepared.sha256] = prepared.source
+                    held[prepared.source] = prepared.sha256
                     pending_chunks += len(prepared.chunks)
                     if pending_chunks >= self.batch_size:
                         wrote_any |= self._flush(pending, report, stored_hashes)
@@ -162,6 +209,7 @@ class RetrievalIndex:
             received=report.documents_received,
             written=report.documents_written,
             unchanged=report.documents_unchanged,
+            duplicates=len(report.duplicates),
             chunks=report.chunks_written,
             errors=len(report.errors),
         )
@@ -181,30 +229,60 @@ class RetrievalIndex:
         fingerprint = self.fingerprint(doc)
         if stored_hashes.get(doc.source) == fingerprint:
             return None
-        return _Prepared(doc.source, chunk_document(doc), fingerprint)
+        return _Prepared(doc.source, chunk_document(doc), fingerprint, content_sha256(doc))
+
+    def _store_once(self, prepared: _Prepared, holder: str, report: IngestReport) -> bool:
+        """Record a document whose content `holder` already stores; drop its own old rows.
+
+        Nothing is written for it: searches cite the holder. Every ingest checks again, so
+        once the holder is deleted or changed, re-ingesting stores this document itself.
+        """
+        report.duplicates.append(DuplicateDocument(source=prepared.source, stored_as=holder))
+        return self.store.delete_source(prepared.source, refresh=False) > 0
 
     def _flush(
         self, pending: list[_Prepared], report: IngestReport, stored_hashes: dict[str, str]
     ) -> bool:
-        """Embed the pending documents' chunks in batches and write each document."""
+        """Embed the pending documents' chunks in batches and write them in one transaction.
+
+        If the batch fails, each document is retried on its own so that one bad document
+        is reported without losing the others.
+        """
         texts = [embedding_text(chunk) for doc in pending for chunk in doc.chunks]
         try:
             vectors = self.embedder.encode(texts, batch_size=self.batch_size)
-        except Exception:  # isolate the document that breaks the batch
-            log.warning("batch embedding failed; retrying per document", docs=len(pending))
-            vectors = None
-        wrote = False
-        offset = 0
-        for doc in pending:
-            n = len(doc.chunks)
-            try:
-                doc_vectors = (
-                    vectors[offset : offset + n]
-                    if vectors is not None
-                    else self.embedder.encode([embedding_text(c) for c in doc.chunks])
+            versions: list[SourceVersion] = []
+            offset = 0
+            for doc in pending:
+                n = len(doc.chunks)
+                versions.append(
+                    SourceVersion(
+                        doc.source,
+                        doc.chunks,
+                        vectors[offset : offset + n],
+                        doc.fingerprint,
+                        doc.sha256,
+                    )
                 )
-                self.store.replace_source(
-                    doc.source, doc.chunks, doc_vectors, doc.fingerprint, refresh=False
+                offset += n
+            self.store.replace_sources(versions, refresh=False)
+        except Exception:  # isolate the document that breaks the batch
+            log.warning("batch write failed; retrying per document", docs=len(pending))
+        else:
+            report.documents_written += len(pending)
+            report.chunks_written += len(texts)
+            return True
+        wrote = False
+        for doc in pending:
+            try:
+                doc_vectors = self.embedder.encode([embedding_text(c) for c in doc.chunks])
+                self.store.replace_sources(
+                    [
+                        SourceVersion(
+                            doc.source, doc.chunks, doc_vectors, doc.fingerprint, doc.sha256
+                        )
+                    ],
+                    refresh=False,
                 )
             except Exception as exc:  # reported per document
                 self._fail(report, doc.source, exc)
@@ -212,8 +290,7 @@ class RetrievalIndex:
             else:
                 wrote = True
                 report.documents_written += 1
-                report.chunks_written += n
-            offset += n
+                report.chunks_written += len(doc.chunks)
         return wrote
 
     @staticmethod
@@ -232,47 +309,53 @@ class RetrievalIndex:
 
     # --- search -------------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery) -> SearchResult:
-        """Top-k passages by fused BM25 + vector score, each with both legs' raw scores."""
+    def search(self, query: SearchQuery, profile: RankingProfile = SERVING_PROFILE) -> SearchResult:
+        """Top-k passages by fused BM25 + vector score, each with the reasons for its rank.
+
+        `profile` switches ranking safeguards off for evaluation baselines; serving always
+        uses the default.
+        """
         started = time.perf_counter()
-        text, fusion, where = self._validate(query)
-        k, alpha = query.k, float(query.alpha)
+        text, fusion, max_per_source = self._validate(query)
+        k, alpha = query.k, effective_alpha(text, float(query.alpha), profile)
         total = self.store.count()
         if total == 0:
-            return SearchResult(passages=[], store_passages=0, took_ms=_ms_since(started))
+            return SearchResult([], store_passages=0, took_ms=_ms_since(started), alpha=alpha)
         limit = max(k * OVERSEARCH_FACTOR, MIN_LEG_LIMIT)
         # Like Weaviate, a leg whose weight is zero is not run at all.
-        keyword_hits = self.store.keyword_search(text, limit, where) if alpha < 1.0 else []
+        keyword_hits = (
+            self.store.keyword_search(text, limit, query.filter, analyzer=profile.analyzer)
+            if alpha < 1.0
+            else []
+        )
         vector_hits = (
-            self.store.vector_search(self.embedder.encode_query(text), limit, where)
+            self.store.vector_search(self.embedder.encode_query(text), limit, query.filter)
             if alpha > 0.0
             else []
         )
-        chunks: dict[str, Chunk] = {}
-        keyword_scores: dict[str, float] = {}
-        vector_scores: dict[str, float] = {}
-        for hits, scores in ((keyword_hits, keyword_scores), (vector_hits, vector_scores)):
-            for chunk, score in hits:
-                chunks.setdefault(chunk.id, chunk)
-                scores.setdefault(chunk.id, score)
-        keyword = [(chunk.id, score) for chunk, score in keyword_hits]
-        vector = [(chunk.id, score) for chunk, score in vector_hits]
-        if fusion is FusionMethod.RANKED:
-            fused = ranked_fusion(keyword, vector, alpha)
-        else:
-            fused = relative_score_fusion(keyword, vector, alpha)
+        ranked = _fuse(keyword_hits, vector_hits, alpha, fusion)
+        query_identifiers = identifiers(text)
+        pins = (
+            exact_match_pins(query_identifiers, (chunk for chunk, _ in keyword_hits), k)
+            if profile.pin_exact_identifiers
+            else {}
+        )
+        if self.reranker is not None:
+            ranked = rerank(self.reranker, text, ranked)
+        selected = select_passages(
+            ranked,
+            k,
+            max_per_source=max_per_source,
+            pinned=pins,
+            drop_near_duplicates=profile.drop_near_duplicates,
+        )
         passages = [
-            ScoredPassage(
-                chunk=chunks[chunk_id],
-                keyword_score=keyword_scores.get(chunk_id, 0.0),
-                vector_score=vector_scores.get(chunk_id, 0.0),
-                fused_score=score,
-            )
-            for chunk_id, score in fused[:k]
+            replace(p, exact_matches=matched_identifiers(p.chunk.text, query_identifiers))
+            for p in selected
         ]
-        return SearchResult(passages=passages, store_passages=total, took_ms=_ms_since(started))
+        return SearchResult(passages, store_passages=total, took_ms=_ms_since(started), alpha=alpha)
 
-    def _validate(self, query: SearchQuery) -> tuple[str, FusionMethod, str | None]:
+    def _validate(self, query: SearchQuery) -> tuple[str, FusionMethod, int]:
         text = query.text.strip() if isinstance(query.text, str) else ""
         if not text:
             raise InvalidRequest(
@@ -303,13 +386,13 @@ class RetrievalIndex:
             raise InvalidRequest(
                 f"unknown fusion method {query.fusion!r}; use one of: {known}"
             ) from None
-        unknown_kinds = sorted({kind for kind in query.filter.kinds if kind} - set(KINDS))
-        if unknown_kinds:
+        cap = self.max_per_source if query.max_per_source is None else query.max_per_source
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_K:
             raise InvalidRequest(
-                f"unknown kind(s) {', '.join(map(repr, unknown_kinds))} in filter; "
-                f"kinds are: {', '.join(KINDS)}"
+                f"max_per_source must be an integer from 0 (no cap) to {MAX_K}, got {cap!r}"
             )
-        return text, fusion, build_where(query.filter)
+        _check_filter(query.filter)
+        return text, fusion, cap
 
     # --- info ---------------------------------------------------------------------------------
 
@@ -321,6 +404,59 @@ class RetrievalIndex:
     def filterable_metadata() -> tuple[str, ...]:
         """Metadata keys a search filter may use (stored as columns)."""
         return FILTERABLE_METADATA
+
+
+def effective_alpha(text: str, alpha: float, profile: RankingProfile) -> float:
+    """The vector weight for this query: a hybrid alpha shrinks with the identifier share.
+
+    "E73-B" alone gives the embedding model nothing to work with, so a hybrid request
+    becomes keyword-only; "E73-B when P12 fails to lock" keeps most of the vector weight.
+    Explicit single-leg requests (alpha 0 or 1) are never changed.
+    """
+    if not profile.identifier_weighting or alpha in (0.0, 1.0):
+        return alpha
+    return alpha * (1.0 - identifier_share(text))
+
+
+def _check_filter(passage_filter: PassageFilter) -> None:
+    unknown_kinds = sorted({kind for kind in passage_filter.kinds if kind} - set(KINDS))
+    if unknown_kinds:
+        raise InvalidRequest(
+            f"unknown kind(s) {', '.join(map(repr, unknown_kinds))} in filter; "
+            f"kinds are: {', '.join(KINDS)}"
+        )
+    check_filter(passage_filter)
+
+
+def _fuse(
+    keyword_hits: list[tuple[Chunk, float]],
+    vector_hits: list[tuple[Chunk, float]],
+    alpha: float,
+    fusion: FusionMethod,
+) -> list[ScoredPassage]:
+    """Every candidate of either leg, best fused first, with both legs' raw scores."""
+    chunks: dict[str, Chunk] = {}
+    keyword_scores: dict[str, float] = {}
+    vector_scores: dict[str, float] = {}
+    for hits, scores in ((keyword_hits, keyword_scores), (vector_hits, vector_scores)):
+        for chunk, score in hits:
+            chunks.setdefault(chunk.id, chunk)
+            scores.setdefault(chunk.id, score)
+    keyword = [(chunk.id, score) for chunk, score in keyword_hits]
+    vector = [(chunk.id, score) for chunk, score in vector_hits]
+    if fusion is FusionMethod.RANKED:
+        fused = ranked_fusion(keyword, vector, alpha)
+    else:
+        fused = relative_score_fusion(keyword, vector, alpha)
+    return [
+        ScoredPassage(
+            chunk=chunks[chunk_id],
+            keyword_score=keyword_scores.get(chunk_id, 0.0),
+            vector_score=vector_scores.get(chunk_id, 0.0),
+            fused_score=score,
+        )
+        for chunk_id, score in fused
+    ]
 
 
 def _ms_since(started: float) -> float:

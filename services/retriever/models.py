@@ -11,6 +11,7 @@ FILTERABLE_METADATA = ("subsystem", "version", "component")
 DEFAULT_K = 5
 MAX_K = 100
 DEFAULT_ALPHA = 0.5
+DEFAULT_MAX_PER_SOURCE = 3
 
 
 class FusionMethod(StrEnum):
@@ -18,6 +19,13 @@ class FusionMethod(StrEnum):
 
     RELATIVE_SCORE = "relativeScoreFusion"
     RANKED = "rankedFusion"
+
+
+class KeywordAnalyzer(StrEnum):
+    """How the keyword leg tokenizes: ours, or Weaviate's default (evaluation baseline only)."""
+
+    IDENTIFIER = "identifier"  # identifiers whole and split, prose stemmed
+    PLAIN = "plain"  # lower-cased alphanumeric words, no stemming
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,29 @@ class SearchQuery:
     alpha: float = DEFAULT_ALPHA
     fusion: FusionMethod = FusionMethod.RELATIVE_SCORE
     filter: PassageFilter = field(default_factory=PassageFilter)
+    # Most passages from one source; None: the index's default, 0: no cap.
+    max_per_source: int | None = None
+
+
+@dataclass(frozen=True)
+class RankingProfile:
+    """Which ranking safeguards run; serving uses the default, evaluation compares others."""
+
+    analyzer: KeywordAnalyzer = KeywordAnalyzer.IDENTIFIER
+    pin_exact_identifiers: bool = True
+    drop_near_duplicates: bool = True
+    # Scale a hybrid alpha (0 < alpha < 1) by 1 - the query's identifier share.
+    identifier_weighting: bool = True
+
+
+SERVING_PROFILE = RankingProfile()
+# What a stock Weaviate hybrid query does: word tokenizer, plain fusion, nothing else.
+WEAVIATE_PROFILE = RankingProfile(
+    analyzer=KeywordAnalyzer.PLAIN,
+    pin_exact_identifiers=False,
+    drop_near_duplicates=False,
+    identifier_weighting=False,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +104,12 @@ class ScoredPassage:
     keyword_score: float
     vector_score: float
     fused_score: float
+    # Query identifiers this passage contains as whole words.
+    exact_matches: tuple[str, ...] = ()
+    # Kept in the top k by the exact-identifier guarantee although its fused score was lower.
+    pinned: bool = False
+    # Score of the reranking stage, when one is configured.
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +117,22 @@ class SearchResult:
     passages: list[ScoredPassage]
     store_passages: int
     took_ms: float
+    # The vector weight actually used (differs from the request's for identifier queries).
+    alpha: float = DEFAULT_ALPHA
 
 
 @dataclass(frozen=True)
 class IngestFailure:
     source: str
     message: str
+
+
+@dataclass(frozen=True)
+class DuplicateDocument:
+    """A document whose content is already stored under another source, so not stored again."""
+
+    source: str
+    stored_as: str
 
 
 @dataclass
@@ -95,6 +142,7 @@ class IngestReport:
     documents_unchanged: int = 0
     chunks_written: int = 0
     errors: list[IngestFailure] = field(default_factory=list)
+    duplicates: list[DuplicateDocument] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -55,5 +55,8 @@ def build_server(settings: RetrieverSettings) -> RailDebugServer:
     server = RailDebugServer(settings, [SERVICE_NAME])
     index: CoreHolder[RetrievalIndex] = CoreHolder("retrieval store")
     retriever_pb2_grpc.add_RetrieverServicer_to_server(RetrieverServicer(index), server.grpc_server)
-    server.add_core(index, lambda: RetrievalIndex(settings.store_dir))
+    server.add_core(
+        index,
+        lambda: RetrievalIndex(settings.store_dir, max_per_source=settings.max_per_source),
+    )
     return server

@@ -2,11 +2,13 @@
 
 The kind decides how a file is chunked (headings for docs, blocks for code, line windows for
 text) and both kind and language are stored as filterable columns, so inference lives in one
-place that the CLI, the gRPC layer and the tests all share.
+place that the CLI, the gRPC layer and the tests all share. PDF manuals are turned into text
+here, on the reading side, so the Ingest RPC only ever carries text.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,6 +28,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     ".md": (KIND_DOC, "markdown"),
     ".markdown": (KIND_DOC, "markdown"),
     ".rst": (KIND_DOC, "rst"),
+    ".pdf": (KIND_DOC, "pdf"),
     ".txt": (KIND_TEXT, "text"),
     ".log": (KIND_TEXT, "text"),
     ".c": (KIND_CODE, "c"),
@@ -59,6 +62,9 @@ FALLBACK_KIND_LANGUAGE = (KIND_TEXT, "text")
 
 SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _BINARY_SNIFF_BYTES = 8192
+# Extracted PDF pages are joined with a line holding only this character, so the chunker can
+# cut at page boundaries and title each chunk with its page.
+PAGE_BREAK = "\f"
 
 
 def infer_kind_language(path: str | PurePosixPath | Path) -> tuple[str, str]:
@@ -167,9 +173,41 @@ def iter_source_files(
                 continue
             if absolute.is_symlink() and not absolute.resolve().is_relative_to(root_abs):
                 continue  # never read outside the ingest root through a link
-            if _is_binary(absolute):
+            if _is_binary(absolute) and not _is_pdf(rel):
                 continue
             yield rel, absolute
+
+
+def _is_pdf(path: str | Path) -> bool:
+    return str(path).lower().endswith(".pdf")
+
+
+def pdf_text(raw: bytes, name: str) -> str:
+    """The text of a PDF, page by page, pages separated by PAGE_BREAK lines.
+
+    Raises InvalidRequest for a PDF that cannot be parsed, is encrypted with a password, or
+    has no text layer (a scan), naming the file and what to do.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise InvalidRequest(f"{name}: PDF is password-protected; ingest a decrypted copy")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except InvalidRequest:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequest(
+            f"{name}: is not a readable PDF ({exc}); re-export it or exclude it from the ingest"
+        ) from None
+    if not any(pages):
+        raise InvalidRequest(
+            f"{name}: PDF has no text layer (scanned pages?); run OCR on it first or exclude it"
+        )
+    text = f"\n{PAGE_BREAK}\n".join(pages)
+    return text.replace("\r\n", "\n").replace("\r", "\n") + "\n"
 
 
 def _relative_source(root: Path, path: Path) -> tuple[str, Path]:
@@ -193,7 +231,8 @@ def read_source_document(
     """Read one file as a SourceDocument whose `source` is its path relative to `root`.
 
     The text must be UTF-8 (a BOM is dropped); CRLF/CR line ends become LF so that line numbers
-    match what editors show. Raises NotFound for a missing file and InvalidRequest for a file
+    match what editors show. A PDF becomes its extracted text (see pdf_text), whose line
+    numbers are those of that text. Raises NotFound for a missing file and InvalidRequest for a file
     that cannot be read or decoded, naming the file and what to do about it.
     """
     rel, absolute = _relative_source(Path(root), Path(path))
@@ -207,6 +246,15 @@ def read_source_document(
         raise InvalidRequest(
             f"{rel}: cannot be read ({exc.strerror or exc}); check its permissions"
         ) from None
+    kind, language = infer_kind_language(rel)
+    if language == "pdf":
+        return SourceDocument(
+            source=rel,
+            content=pdf_text(raw, rel),
+            kind=kind,
+            language=language,
+            metadata=dict(metadata or {}),
+        )
     if b"\x00" in raw[:_BINARY_SNIFF_BYTES]:
         raise InvalidRequest(f"{rel}: looks binary (NUL bytes); exclude it from the ingest")
     try:
@@ -217,7 +265,6 @@ def read_source_document(
             "convert it to UTF-8 or exclude it from the ingest"
         ) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    kind, language = infer_kind_language(rel)
     return SourceDocument(
         source=rel,
         content=text,

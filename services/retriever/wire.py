@@ -48,6 +48,7 @@ def query_from_wire(request: retriever_pb2.SearchRequest) -> SearchQuery:
         alpha=request.alpha if request.HasField("alpha") else DEFAULT_ALPHA,
         fusion=_FUSION_FROM_WIRE.get(request.fusion, FusionMethod.RELATIVE_SCORE),
         filter=filter_from_wire(request.filter),
+        max_per_source=request.max_per_source if request.HasField("max_per_source") else None,
     )
 
 
@@ -66,6 +67,9 @@ def passage_to_wire(hit: ScoredPassage) -> retriever_pb2.Passage:
         vector_score=hit.vector_score,
         fused_score=hit.fused_score,
         metadata=chunk.metadata,
+        exact_matches=list(hit.exact_matches),
+        pinned=hit.pinned,
+        rerank_score=hit.rerank_score,
     )
 
 
@@ -74,6 +78,7 @@ def search_result_to_wire(result: SearchResult) -> retriever_pb2.SearchResponse:
         passages=[passage_to_wire(hit) for hit in result.passages],
         store_passages=result.store_passages,
         took_ms=result.took_ms,
+        alpha=result.alpha,
     )
 
 
@@ -105,6 +110,10 @@ def report_to_wire(report: IngestReport) -> retriever_pb2.IngestSummary:
         chunks_written=report.chunks_written,
         errors=[
             retriever_pb2.IngestError(source=e.source, message=e.message) for e in report.errors
+        ],
+        duplicates=[
+            retriever_pb2.DuplicateDocument(source=d.source, stored_as=d.stored_as)
+            for d in report.duplicates
         ],
     )
 

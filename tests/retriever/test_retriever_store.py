@@ -12,6 +12,7 @@ from raildebug.errors import InvalidRequest, NotReady
 from services.retriever.chunking import chunk_document
 from services.retriever.embedding import Embedder
 from services.retriever.models import PassageFilter, SourceDocument
+from services.retriever.ports import SourceVersion
 from services.retriever.store import LanceChunkStore, build_where, sql_string
 
 
@@ -97,3 +98,23 @@ def test_embedder_normalises_and_caches(embedder: Embedder) -> None:
     assert embedder.encode_query("point fails to lock") is query
     assert not query.flags.writeable
     assert np.allclose(query, matrix[0], atol=1e-5)
+
+
+def test_large_tables_get_a_vector_index_with_exact_self_match(tmp_path: Path) -> None:
+    store = LanceChunkStore(tmp_path / "big", 8, vector_index_min_rows=300)
+    docs = [SourceDocument(f"docs/{i}.md", f"# Doc {i}\n\nrow {i} text\n") for i in range(320)]
+    vectors = _unit(len(docs), 8, 7)
+    for start in (0, 160):
+        versions = [
+            SourceVersion(doc.source, chunk_document(doc), vectors[i : i + 1], "h")
+            for i, doc in enumerate(docs[start : start + 160], start)
+        ]
+        store.replace_sources(versions, refresh=False)
+        assert not store.has_vector_index()
+    store.refresh_indexes()
+    assert store.has_vector_index()
+    for row in (0, 123, 319):
+        (hit, similarity), *_ = store.vector_search(vectors[row], 3)
+        assert hit.source == f"docs/{row}.md" and similarity == pytest.approx(1.0, abs=1e-2)
+    exact = store.vector_search(vectors[5], 10, exact=True)
+    assert exact[0][0].source == "docs/5.md"
