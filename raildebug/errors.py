@@ -33,3 +33,11 @@ class NotReady(RailDebugError):
 
 class DeadlineExceeded(RailDebugError):
     """The caller's deadline passed before the work could finish."""
+
+
+class Unauthenticated(RailDebugError):
+    """The caller sent no credentials, or credentials nobody issued."""
+
+
+class PermissionDenied(RailDebugError):
+    """The caller is known but may not call this method."""

@@ -1,10 +1,14 @@
-"""Client channels with the same keepalive and size limits the servers accept."""
+"""Client channels with the same keepalive and size limits the servers accept, trace context
+propagation, and the caller's credentials (bearer token, TLS / mutual TLS)."""
 
 from __future__ import annotations
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
+from raildebug import tracing
 from raildebug.config import ServerSettings
+from raildebug.grpc_runtime.security import BearerTokenClientInterceptor, ChannelSecurity
 
 _DEFAULTS = ServerSettings()
 
@@ -23,6 +27,19 @@ def channel_options(max_message_bytes: int = _DEFAULTS.max_message_bytes) -> lis
     ]
 
 
-def open_channel(address: str) -> grpc.Channel:
-    """Plaintext channel (loopback / in-cluster); TLS arrives with the auth work."""
-    return grpc.insecure_channel(address, options=channel_options())
+def open_channel(
+    address: str,
+    security: ChannelSecurity | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> grpc.Channel:
+    """A channel to `address`; without `security`, RAILDEBUG_CLIENT_* settings decide."""
+    security = security or ChannelSecurity.from_client_settings()
+    credentials = security.channel_credentials()
+    channel = (
+        grpc.secure_channel(address, credentials, options=channel_options())
+        if credentials is not None
+        else grpc.insecure_channel(address, options=channel_options())
+    )
+    if security.token:
+        channel = grpc.intercept_channel(channel, BearerTokenClientInterceptor(security.token))
+    return tracing.traced_channel(channel, tracer_provider)

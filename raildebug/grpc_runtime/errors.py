@@ -10,7 +10,9 @@ from raildebug.errors import (
     NotFound,
     NotReady,
     Overloaded,
+    PermissionDenied,
     RailDebugError,
+    Unauthenticated,
 )
 
 RETRY_AFTER_METADATA = "retry-after-ms"
@@ -21,6 +23,8 @@ _STATUS_BY_ERROR: dict[type[RailDebugError], grpc.StatusCode] = {
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotReady: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

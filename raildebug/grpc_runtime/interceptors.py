@@ -1,4 +1,6 @@
-"""Server interceptors: domain errors become gRPC statuses, and every RPC gets an access log."""
+"""Server interceptors: domain errors become gRPC statuses, and every RPC gets an access log
+and request metrics. `GuardInterceptor` is the base of checks that run before a handler
+(authentication, rate limits) and reject by raising a domain error."""
 
 from __future__ import annotations
 
@@ -10,52 +12,106 @@ import grpc
 
 from raildebug.errors import Overloaded, RailDebugError
 from raildebug.grpc_runtime.errors import RETRY_AFTER_METADATA, status_for
+from raildebug.metrics import meter
 from raildebug.telemetry import get_logger
 
 log = get_logger(__name__)
+
+_meter = meter(__name__)
+_requests = _meter.create_counter(
+    "raildebug_rpc_requests", unit="{call}", description="Finished RPCs by method and status."
+)
+_duration = _meter.create_histogram(
+    "raildebug_rpc_duration", unit="ms", description="RPC wall time by method and status."
+)
+
+# Probes and tooling are never authenticated, rate limited or counted as traffic.
+EXEMPT_SERVICE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
+Behavior = Callable[..., Any]
+
+
+def is_exempt(method: str) -> bool:
+    return method.startswith(EXEMPT_SERVICE_PREFIXES)
+
+
+def rewrap_handler(
+    handler: grpc.RpcMethodHandler,
+    wrap_unary: Callable[[Behavior], Behavior],
+    wrap_stream: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behavior wrapped (unary or streaming response)."""
+    kinds: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler], bool], ...] = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler, False),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
+    )
+    for attribute, factory, streams in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior:
+            return factory(
+                (wrap_stream if streams else wrap_unary)(behavior),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Lets servicers raise RailDebugError and still answer with the right status and message.
 
-    Also writes one structured log line per RPC with method, status and duration, so the
-    servicers themselves stay free of logging and error plumbing.
+    Also writes one structured log line and the request metrics per RPC, so the servicers
+    themselves stay free of logging and error plumbing.
     """
 
     def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap_handler(
+            handler, lambda b: _wrap_unary(b, method), lambda b: _wrap_stream(b, method)
+        )
+
+
+class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Runs `check` before every non-exempt RPC; `check` rejects by raising a RailDebugError.
+
+    Install it inside ErrorMappingInterceptor so rejections get their status and access log.
+    `request` is the request message, or None when the client streams requests.
+    """
+
+    def check(self, method: str, request: Any | None, context: grpc.ServicerContext) -> None:
+        raise NotImplementedError
+
+    def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or is_exempt(method):
+            return handler
+        message_request = not handler.request_streaming
+
+        def wrap_unary(behavior: Behavior) -> Behavior:
+            def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+                self.check(method, request if message_request else None, context)
+                return behavior(request, context)
+
+            return guarded
+
+        def wrap_stream(behavior: Behavior) -> Behavior:
+            def guarded(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                self.check(method, request if message_request else None, context)
+                yield from behavior(request, context)
+
+            return guarded
+
+        return rewrap_handler(handler, wrap_unary, wrap_stream)
 
 
 def _abort(
@@ -74,9 +130,13 @@ def _log_done(method: str, status: grpc.StatusCode, started: float, **fields: An
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     level = log.info if status == grpc.StatusCode.OK else log.warning
     level("rpc", method=method, status=status.name, duration_ms=elapsed_ms, **fields)
+    if not is_exempt(method):
+        labels = {"method": method, "status": status.name}
+        _requests.add(1, labels)
+        _duration.record(elapsed_ms, labels)
 
 
-def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
@@ -90,7 +150,7 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]
     return wrapped
 
 
-def _wrap_stream(behavior: Callable[..., Iterator[Any]], method: str) -> Callable[..., Any]:
+def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         started = time.perf_counter()
         try:

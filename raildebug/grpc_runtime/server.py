@@ -11,10 +11,15 @@ from typing import Generic, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import TracerProvider
 
+from raildebug import tracing
 from raildebug.config import ServerSettings
 from raildebug.errors import NotReady
+from raildebug.grpc_runtime.auth import BearerTokenInterceptor, load_grants
 from raildebug.grpc_runtime.interceptors import ErrorMappingInterceptor
+from raildebug.grpc_runtime.rate_limit import RateLimitInterceptor, buckets_for
+from raildebug.grpc_runtime.security import server_credentials
 from raildebug.metrics import serve_metrics
 from raildebug.telemetry import get_logger
 
@@ -50,15 +55,29 @@ class CoreHolder(Generic[CoreT]):
 
 
 class RailDebugServer:
-    """A grpc.Server with our defaults. Health stays NOT_SERVING until `mark_serving()`."""
+    """A grpc.Server with our defaults. Health stays NOT_SERVING until `mark_serving()`.
 
-    def __init__(self, settings: ServerSettings, service_names: Sequence[str]) -> None:
+    Every RPC is traced (continuing the caller's trace), mapped from domain errors, and, when
+    configured, authenticated by bearer token and rate limited per client; the port serves TLS
+    or mutual TLS when certificates are configured. `tracer_provider` defaults to the
+    process-wide one that OTEL_* variables configure.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        service_names: Sequence[str],
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.settings = settings
         self._service_names = list(service_names)
         self._service_label = self._service_names[0].rsplit(".", 1)[-1].lower()
+        self._credentials = server_credentials(settings)
+        if tracer_provider is None:
+            tracing.configure_tracing(f"raildebug-{self._service_label}")
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorMappingInterceptor()],
+            interceptors=_interceptors(settings, tracer_provider),
             options=_server_options(settings),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
@@ -79,12 +98,18 @@ class RailDebugServer:
         return self._server
 
     def start(self) -> int:
-        self.port = self._server.add_insecure_port(self.settings.address)
+        self.port = (
+            self._server.add_secure_port(self.settings.address, self._credentials)
+            if self._credentials is not None
+            else self._server.add_insecure_port(self.settings.address)
+        )
         if self.port == 0:
             raise RuntimeError(f"cannot bind {self.settings.address}: port in use or bad address")
         self._server.start()
         serve_metrics(self._service_label, self.settings.host, self.settings.metrics_port)
-        log.info("listening", address=f"{self.settings.host}:{self.port}")
+        log.info(
+            "listening", address=f"{self.settings.host}:{self.port}", tls=bool(self._credentials)
+        )
         for start_loading in self._loaders:
             start_loading()
         if not self._loaders:
@@ -147,6 +172,22 @@ class RailDebugServer:
     def _set_health(self, status: int) -> None:
         for name in ["", *self._service_names]:
             self._health.set(name, status)
+
+
+def _interceptors(
+    settings: ServerSettings, tracer_provider: TracerProvider | None
+) -> list[grpc.ServerInterceptor]:
+    """Outermost first: the trace span sees everything, rejections get a status and a log."""
+    chain: list[grpc.ServerInterceptor] = [
+        tracing.server_interceptor(tracer_provider),
+        ErrorMappingInterceptor(),
+    ]
+    grants = load_grants(settings)
+    if grants:
+        chain.append(BearerTokenInterceptor(grants))
+    if settings.rate_limit_per_s > 0:
+        chain.append(RateLimitInterceptor(buckets_for(settings)))
+    return chain
 
 
 def _server_options(settings: ServerSettings) -> list[tuple[str, int]]:

@@ -91,9 +91,22 @@ class DebugSummary:
     cited_passage_ids: list[str]
     degraded: bool
     degraded_reason: str
+    prompt_variant: str = ""  # the label served (A/B tests: which arm)
+    cache_hit: bool = False
+    estimated_cost_usd: float | None = None  # None: the model is not in the price table
 
 
 DebugEvent = ContextEvent | AnswerDelta | DebugSummary
+
+
+@dataclass(frozen=True)
+class AnsweredRequest:
+    """What is kept of a finished answer, so feedback can be linked to it."""
+
+    question: DebugQuestion
+    passages: list[ContextPassage]
+    answer: str
+    summary: DebugSummary
 
 
 @dataclass(frozen=True)

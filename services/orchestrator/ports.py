@@ -20,6 +20,8 @@ class PassageSource(Protocol):
 
 
 class AnswerGenerator(Protocol):
+    def model_name(self, timeout_s: float) -> str: ...
+
     def generate(
         self,
         prompt: str,
@@ -43,6 +45,10 @@ class Analyzer(Protocol):
 
     name: str
 
+    def model(self, timeout_s: float) -> str:
+        """Name of the model that answers (part of the response-cache key)."""
+        ...
+
     def analyze(
         self,
         work: AnalysisInput,
@@ -52,4 +58,17 @@ class Analyzer(Protocol):
         is_cancelled: Callable[[], bool],
     ) -> Iterator[str | GenerationStats]:
         """Yields text deltas, then exactly one GenerationStats."""
+        ...
+
+
+class CompiledProgram(Protocol):
+    """A compiled DSPy rail-fix program, as services/orchestrator/analyzers/dspy_program.py
+    loads it: `load_program(name: str, settings: OrchestratorSettings) -> CompiledProgram`."""
+
+    model: str
+
+    def stream(
+        self, work: AnalysisInput, *, timeout_s: float, is_cancelled: Callable[[], bool]
+    ) -> Iterator[str | GenerationStats]:
+        """Yields the answer text as it is produced, then exactly one GenerationStats."""
         ...

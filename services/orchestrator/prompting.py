@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from raildebug.errors import NotFound
+from raildebug.errors import InvalidRequest, NotFound
 from services.orchestrator.models import ContextPassage, DebugQuestion
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
@@ -59,16 +59,34 @@ def load_template(ref: str, prompts_dir: Path = PROMPTS_DIR) -> PromptTemplate:
     if "@" not in ref or not path.is_file():
         available = sorted(p.stem for p in prompts_dir.glob("*@*.toml"))
         raise NotFound(f"prompt template {ref!r} not found; available: {available}")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    template = PromptTemplate(
-        id=str(data["id"]),
-        version=int(data["version"]),
-        stop=tuple(data.get("stop", ())),
-        max_context_chars=int(data.get("max_context_chars", 6000)),
-        source=str(data["template"]),
-    )
+    template = parse_template(path.read_text(encoding="utf-8"), str(path))
     if template.ref != ref:
         raise ValueError(f"{path} declares {template.ref}, but its file name says {ref}")
+    return template
+
+
+def parse_template(text: str, origin: str) -> PromptTemplate:
+    """A template from its TOML text; errors name `origin` and what is wrong."""
+    try:
+        data = tomllib.loads(text)
+        template = PromptTemplate(
+            id=str(data["id"]),
+            version=int(data["version"]),
+            stop=tuple(str(s) for s in data.get("stop", ())),
+            max_context_chars=int(data.get("max_context_chars", 6000)),
+            source=str(data["template"]),
+        )
+        _environment().parse(template.source)
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidRequest(f"{origin} is not valid TOML: {error}") from None
+    except KeyError as error:
+        raise InvalidRequest(f"{origin} lacks the key {error.args[0]!r}") from None
+    except (TypeError, ValueError) as error:
+        raise InvalidRequest(f"{origin}: {error}") from None
+    except jinja2.TemplateSyntaxError as error:
+        raise InvalidRequest(
+            f"{origin}: template syntax error on line {error.lineno}: {error.message}"
+        ) from None
     return template
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.errors import error_from_rpc
+from raildebug.grpc_runtime.security import ChannelSecurity
 from raildebug.v1 import inference_pb2, inference_pb2_grpc, retriever_pb2, retriever_pb2_grpc
 from services.inference.wire import FINISH_FROM_WIRE
 from services.orchestrator.models import ContextPassage, GenerationStats
@@ -18,15 +22,22 @@ from services.retriever.wire import filter_to_wire
 class RetrieverClient:
     """PassageSource over the Retriever service."""
 
-    def __init__(self, address: str) -> None:
-        self._channel = open_channel(address)
+    def __init__(
+        self,
+        address: str,
+        alpha: float = 0.5,
+        security: ChannelSecurity | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self._channel = open_channel(address, security or ChannelSecurity(), tracer_provider)
         self._stub = retriever_pb2_grpc.RetrieverStub(self._channel)
+        self.alpha = alpha
 
     def search(
         self, query: str, k: int, passage_filter: PassageFilter, timeout_s: float
     ) -> list[ContextPassage]:
         request = retriever_pb2.SearchRequest(
-            query=query, k=k, filter=filter_to_wire(passage_filter)
+            query=query, k=k, alpha=self.alpha, filter=filter_to_wire(passage_filter)
         )
         try:
             response = self._stub.Search(request, timeout=timeout_s)
@@ -53,9 +64,32 @@ class RetrieverClient:
 class InferenceClient:
     """AnswerGenerator over the Inference service's streaming Generate."""
 
-    def __init__(self, address: str) -> None:
-        self._channel = open_channel(address)
+    MODEL_NAME_TTL_S = 60.0  # a restarted inference service may serve another model
+
+    def __init__(
+        self,
+        address: str,
+        security: ChannelSecurity | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self._channel = open_channel(address, security or ChannelSecurity(), tracer_provider)
         self._stub = inference_pb2_grpc.InferenceStub(self._channel)
+        self._model_name: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def model_name(self, timeout_s: float) -> str:
+        """The served model's name (from Info), remembered for a minute."""
+        with self._lock:
+            known = self._model_name
+        if known is not None and time.monotonic() - known[0] < self.MODEL_NAME_TTL_S:
+            return known[1]
+        try:
+            info = self._stub.Info(inference_pb2.InfoRequest(), timeout=min(timeout_s, 5.0))
+        except grpc.RpcError as error:
+            raise error_from_rpc(error, "inference") from error
+        with self._lock:
+            self._model_name = (time.monotonic(), info.model)
+        return str(info.model)
 
     def generate(
         self,

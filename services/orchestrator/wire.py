@@ -87,4 +87,7 @@ def _summary_to_wire(summary: DebugSummary) -> orchestrator_pb2.DebugSummary:
         degraded=summary.degraded,
         degraded_reason=summary.degraded_reason,
         finish_reason=g.finish_reason,
+        prompt_variant=summary.prompt_variant,
+        cache_hit=summary.cache_hit,
+        estimated_cost_usd=summary.estimated_cost_usd,
     )

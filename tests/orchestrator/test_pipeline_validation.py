@@ -9,7 +9,8 @@ from services.orchestrator.models import (
     ContextPassage,
     DebugQuestion,
 )
-from services.orchestrator.pipeline import _cited_ids, validate_question
+from services.orchestrator.stages.intake import validate_question
+from services.orchestrator.stages.response import cited_ids as _cited_ids
 
 
 @pytest.mark.parametrize(

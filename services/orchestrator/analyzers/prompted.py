@@ -14,6 +14,9 @@ class PromptedAnalyzer:
     def __init__(self, generator: AnswerGenerator) -> None:
         self._generator = generator
 
+    def model(self, timeout_s: float) -> str:
+        return self._generator.model_name(timeout_s)
+
     def analyze(
         self,
         work: AnalysisInput,

@@ -1,0 +1,142 @@
+"""The Debug request as an explicit graph of named stages over one typed state.
+
+Each stage reads and fills fields of `DebugState`, may stream events to the caller, and says
+when it applies (a cached answer skips retrieval and generation, for example). Adding a stage,
+such as a log analyzer or a human approval step, is adding one object to the list: the runner
+gives every stage its own trace span and knows nothing about what the stages do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from raildebug.errors import DeadlineExceeded, RailDebugError
+from services.orchestrator.models import (
+    ContextPassage,
+    DebugEvent,
+    DebugQuestion,
+    DebugSummary,
+    GenerationStats,
+)
+from services.orchestrator.prompting import PromptTemplate
+
+
+@dataclass
+class DebugState:
+    """Everything known about one request; stages fill it in order."""
+
+    question: DebugQuestion
+    request_id: str
+    deadline: float  # absolute, time.monotonic() clock
+    is_cancelled: Callable[[], bool]
+    started: float = field(default_factory=time.monotonic)
+    # select_prompt
+    template: PromptTemplate | None = None
+    prompt_variant: str = ""
+    # cache_lookup
+    cache_key: str = ""
+    cached_deltas: list[str] | None = None
+    # retrieval
+    passages: list[ContextPassage] = field(default_factory=list)
+    retrieval_ms: float = 0.0
+    degraded_reason: str = ""
+    # prompt
+    prompt: str = ""
+    # analysis
+    answer_parts: list[str] = field(default_factory=list)
+    generation: GenerationStats | None = None
+    first_delta_at: float | None = None
+    # response
+    summary: DebugSummary | None = None
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.cached_deltas is not None
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.answer_parts)
+
+    def remaining_s(self) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded("the request deadline passed before the answer was complete")
+        return remaining
+
+    def require_template(self) -> PromptTemplate:
+        if self.template is None:
+            raise RuntimeError("the select_prompt stage must run before this one")
+        return self.template
+
+
+class Stage(Protocol):
+    name: str
+
+    def applies(self, state: DebugState) -> bool:
+        """False skips the stage for this request (no span, no events)."""
+        ...
+
+    def run(self, state: DebugState, span: Span) -> Iterator[DebugEvent]:
+        """Advance `state`; yield events for the caller; put attributes on `span`."""
+        ...
+
+
+class StageGraph:
+    """Runs stages in order inside one `debug.request` span, one child span per stage."""
+
+    def __init__(self, stages: Sequence[Stage], tracer: trace.Tracer) -> None:
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique: {names}")
+        self.stages = list(stages)
+        self._tracer = tracer
+
+    @property
+    def names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    def run(self, state: DebugState) -> Iterator[DebugEvent]:
+        with self._tracer.start_as_current_span(
+            "debug.request", attributes={"raildebug.request_id": state.request_id}
+        ) as request_span:
+            for stage in self.stages:
+                if not stage.applies(state):
+                    continue
+                with self._tracer.start_as_current_span(
+                    f"debug.{stage.name}", record_exception=False, set_status_on_exception=False
+                ) as span:
+                    try:
+                        yield from stage.run(state, span)
+                    except RailDebugError as error:
+                        span.set_status(Status(StatusCode.ERROR, str(error)))
+                        span.set_attribute("raildebug.error", type(error).__name__)
+                        raise
+            if state.summary is not None:
+                request_span.set_attributes(summary_attributes(state.summary))
+
+
+def summary_attributes(summary: DebugSummary) -> dict[str, str | int | float | bool]:
+    g = summary.generation
+    attributes: dict[str, str | int | float | bool] = {
+        "gen_ai.response.model": g.model,
+        "gen_ai.usage.input_tokens": g.prompt_tokens,
+        "gen_ai.usage.output_tokens": g.completion_tokens,
+        "raildebug.prompt.version": summary.prompt_version,
+        "raildebug.prompt.variant": summary.prompt_variant,
+        "raildebug.cache_hit": summary.cache_hit,
+        "raildebug.degraded": summary.degraded,
+        "raildebug.finish_reason": g.finish_reason,
+        "raildebug.latency_ms": summary.latency_ms,
+        "raildebug.ttft_ms": summary.time_to_first_token_ms,
+    }
+    if summary.degraded_reason:
+        attributes["raildebug.degraded_reason"] = summary.degraded_reason
+    if summary.estimated_cost_usd is not None:
+        attributes["raildebug.cost_usd"] = summary.estimated_cost_usd
+    return attributes

@@ -1,0 +1,1 @@
+"""The stages of a Debug request, each a small unit over `graph.DebugState`."""
