@@ -1,49 +1,50 @@
-"""The llama.cpp engine: one loaded GGUF, one generation at a time, a bounded wait queue.
+"""The gguf backend: one GGUF, many concurrent streams, continuous batching in one engine thread.
 
-Concurrent callers queue for the single context instead of cutting each other off; a
-cancelled or expired caller releases the model within one token. (Continuous batching over
-several sequences replaces this single slot later without changing the interface.)
+Callers validate and tokenize in their own thread, then hand a sequence to the engine. The engine
+thread alone owns the llama context: each step it admits waiting requests into free slots
+(reusing any cached prompt prefix), builds one batch of every running sequence's next token plus
+chunks of new prompts, runs one llama_decode, and samples each sequence with its own sampler.
+A sequence whose caller cancelled, disconnected or ran out of time is dropped, and its KV cells
+freed, at the start of the next step; the others never notice.
 """
 
 from __future__ import annotations
 
-import random
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import llama_cpp
-from llama_cpp import Llama
 
-from raildebug.errors import InvalidRequest, Overloaded
+from raildebug.errors import InvalidRequest, NotReady, Overloaded
 from raildebug.telemetry import get_logger
-from services.inference.chat import render_chat, unknown_roles
+from services.inference import instruments
+from services.inference.chat import render_chat
+from services.inference.llama_native import NativeContext, NativeModel, TokenBatch
 from services.inference.models import (
-    MAX_NEW_TOKENS,
-    MAX_STOP_LENGTH,
-    MAX_STOP_SEQUENCES,
     FinishReason,
     GenerationEvent,
     GenerationOutcome,
     GenerationRequest,
     ModelInfo,
-    Sampling,
-    TextDelta,
 )
-from services.inference.text_stream import StopAwareTextStream
+from services.inference.sampling import SamplerChain, grammar_for
+from services.inference.sequence import IsCancelled, Sequence
+from services.inference.slots import Placement, SlotTable
+from services.inference.validation import validate, with_defaults
 
 log = get_logger(__name__)
 
-DEFAULT_SAMPLING = Sampling(temperature=0.2, top_p=0.95, top_k=40, repeat_penalty=1.1)
-_QUEUE_POLL_S = 0.05
 _FTYPE_NAMES = {
     getattr(llama_cpp, name): name.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_")
     for name in dir(llama_cpp)
     if name.startswith("LLAMA_FTYPE_") and isinstance(getattr(llama_cpp, name), int)
 }
-
-IsCancelled = Callable[[], bool]
+_EVENT_POLL_S = 1.0
+_RETRY_AFTER_S = 1.0
 
 
 class LlamaEngine:
@@ -51,10 +52,11 @@ class LlamaEngine:
         self,
         model_path: Path,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int = 8192,
         n_threads: int = 2,
         n_batch: int = 512,
         n_gpu_layers: int = 0,
+        slots: int = 4,
         max_queue: int = 16,
         default_max_tokens: int = 256,
     ) -> None:
@@ -63,58 +65,62 @@ class LlamaEngine:
         self._n_threads = n_threads
         self._max_queue = max_queue
         self._default_max_tokens = default_max_tokens
-        self._llama = Llama(
-            model_path=str(model_path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=n_batch,
-            n_gpu_layers=n_gpu_layers,
-            verbose=False,
+        self._model = NativeModel(model_path, n_gpu_layers)
+        step_tokens = max(n_batch, slots)  # every running sequence decodes in every step
+        self._context = NativeContext(
+            self._model, n_ctx=n_ctx, n_batch=step_tokens, n_seq_max=slots, n_threads=n_threads
         )
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
-        metadata = self._llama.metadata
-        self._name = metadata.get("general.name") or model_path.stem
-        self._architecture = metadata.get("general.architecture", "unknown")
-        self._chat_template = metadata.get("tokenizer.chat_template", "")
-        self._slot = threading.Lock()
-        self._counters = threading.Lock()
-        self._waiting = 0
+        self._batch = TokenBatch(step_tokens)
+        self._slots = SlotTable(slots, self._context.n_ctx)
+        self._architecture = self._model.meta("general.architecture") or "unknown"
+        self._name = self._model.meta("general.name") or model_path.stem
+        self._chat_template = self._model.meta("tokenizer.chat_template")
+        self._bos_text = self._model.special_text(self._model.bos)
+        self._eos_text = self._model.special_text(self._model.eos)
+        self._lock = threading.Condition()
+        self._waiting: deque[Sequence] = deque()
+        self._running: list[Sequence] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="llama-engine", daemon=True)
+        self._thread.start()
         log.info(
             "model loaded",
             model=self._name,
             path=str(model_path),
-            n_ctx=n_ctx,
+            n_ctx=self._context.n_ctx,
+            slots=slots,
             n_threads=n_threads,
             n_gpu_layers=n_gpu_layers,
         )
 
     @property
     def model_name(self) -> str:
-        return str(self._name)
+        return self._name
 
     def info(self) -> ModelInfo:
-        metadata = self._llama.metadata
-        n_layers = int(llama_cpp.llama_model_n_layer(self._llama.model))
-        ftype = int(metadata.get("general.file_type", -1))
+        with self._lock:
+            busy, waiting = len(self._running), len(self._waiting)
+        ftype = int(self._model.meta("general.file_type") or -1)
+        trained = self._model.meta(f"{self._architecture}.context_length")
         return ModelInfo(
             model=self.model_name,
-            architecture=str(self._architecture),
+            architecture=self._architecture,
             quantization=_FTYPE_NAMES.get(ftype, f"ftype {ftype}"),
-            context_length=self._llama.n_ctx(),
-            trained_context_length=int(metadata.get(f"{self._architecture}.context_length", 0)),
-            slots=1,
-            busy_slots=1 if self._slot.locked() else 0,
-            queue_depth=self._waiting,
+            context_length=self._context.n_ctx,
+            trained_context_length=int(trained or 0),
+            slots=len(self._slots.slots),
+            busy_slots=busy,
+            queue_depth=waiting,
             n_gpu_layers_requested=self._n_gpu_layers,
-            n_gpu_layers_offloaded=_offloaded_layers(self._n_gpu_layers, n_layers),
-            n_layers=n_layers,
+            n_gpu_layers_offloaded=_offloaded_layers(self._n_gpu_layers, self._model.n_layers),
+            n_layers=self._model.n_layers,
             n_threads=self._n_threads,
             model_path=str(self._model_path),
+            backend="gguf",
         )
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        return len(self._model.tokenize(text))
 
     def generate(
         self,
@@ -122,131 +128,61 @@ class LlamaEngine:
         is_cancelled: IsCancelled = lambda: False,
         deadline: float | None = None,
     ) -> Iterator[GenerationEvent]:
-        """Validate, wait for the model, then stream deltas and one final outcome.
+        """Validate, queue for a slot, then stream deltas and one final outcome.
 
         Raises InvalidRequest or Overloaded before anything is streamed; everything that
         goes wrong after that ends the stream with an outcome instead of an exception.
+        Closing the iterator early (client gone) cancels the sequence.
         """
         arrived = time.perf_counter()
         max_tokens = request.max_tokens or self._default_max_tokens
-        tokens = self._prompt_tokens(request, max_tokens)
-        self._enter_queue()
-        acquired = False
-        try:
-            acquired = self._wait_for_slot(is_cancelled, deadline)
-        finally:
-            with self._counters:
-                self._waiting -= 1
-        queue_ms = (time.perf_counter() - arrived) * 1000
-        if not acquired:
-            yield self._outcome(FinishReason.CANCELLED, len(tokens), 0, 0, arrived, queue_ms)
-            return
-        try:
-            yield from self._run(
-                request, tokens, max_tokens, is_cancelled, deadline, arrived, queue_ms
-            )
-        finally:
-            self._slot.release()
-
-    def _run(
-        self,
-        request: GenerationRequest,
-        tokens: list[int],
-        max_tokens: int,
-        is_cancelled: IsCancelled,
-        deadline: float | None,
-        arrived: float,
-        queue_ms: float,
-    ) -> Iterator[GenerationEvent]:
-        sampling = _with_defaults(request.sampling)
-        cached = self._reusable_prefix(tokens)
-        self._llama.set_seed(
-            sampling.seed if sampling.seed is not None else random.randrange(2**31)
+        validate(request, max_tokens)
+        prompt = self._prompt_tokens(request, max_tokens)
+        sampler = SamplerChain(
+            self._model,
+            with_defaults(request.sampling),
+            grammar_for(request.grammar, request.json_schema),
         )
-        text_stream = StopAwareTextStream(request.stop)
-        started = time.perf_counter()
-        first_token_at: float | None = None
-        first_delta_at: float | None = None
-        produced = 0
-        finish = FinishReason.LENGTH
-        error = ""
-        token_stream = self._llama.generate(
-            tokens,
-            temp=sampling.temperature or 0.0,
-            top_p=sampling.top_p if sampling.top_p is not None else 1.0,
-            top_k=sampling.top_k or 0,
-            repeat_penalty=sampling.repeat_penalty or 1.0,
-            reset=True,
-        )
+        sequence = Sequence(request, prompt, max_tokens, sampler, is_cancelled, deadline, arrived)
         try:
-            for token in token_stream:
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    finish = FinishReason.EOS
-                    break
-                produced += 1
-                step = text_stream.feed(self._llama.detokenize([token]))
-                if step.text:
-                    first_delta_at = first_delta_at or time.perf_counter()
-                    yield TextDelta(step.text)
-                if step.stopped:
-                    finish = FinishReason.STOP
-                    break
-                if produced >= max_tokens:
-                    break
-                if is_cancelled() or _expired(deadline):
-                    finish = FinishReason.CANCELLED
-                    break
-        except GeneratorExit:  # the caller stopped reading (client gone): that is a cancel
-            _log_finished(
-                request,
-                FinishReason.CANCELLED,
-                len(tokens),
-                produced,
-                cached,
-                queue_ms,
-                (time.perf_counter() - arrived) * 1000,
-            )
+            self._submit(sequence)
+        except BaseException:
+            sampler.close()
             raise
-        except Exception as failure:  # llama.cpp failure: end this stream, keep the server
-            log.exception("generation failed", request_id=request.request_id)
-            finish, error = FinishReason.ERROR, f"{type(failure).__name__}: {failure}"
-            self._llama.reset()  # type: ignore[no-untyped-call]
+        try:
+            while True:
+                try:
+                    event = sequence.events.get(timeout=_EVENT_POLL_S)
+                except queue.Empty:
+                    if not self._thread.is_alive():
+                        yield sequence.outcome(FinishReason.ERROR, self._name, "engine stopped")
+                        return
+                    continue
+                yield event
+                if isinstance(event, GenerationOutcome):
+                    return
         finally:
-            token_stream.close()
-        tail = text_stream.flush() if finish != FinishReason.CANCELLED else ""
-        if tail:
-            first_delta_at = first_delta_at or time.perf_counter()
-            yield TextDelta(tail)
-        ended = time.perf_counter()
-        first = first_token_at or ended
-        outcome = GenerationOutcome(
-            finish_reason=finish,
-            prompt_tokens=len(tokens),
-            completion_tokens=produced,
-            cached_prompt_tokens=cached,
-            queue_ms=queue_ms,
-            time_to_first_token_ms=((first_delta_at or ended) - arrived) * 1000,
-            prefill_ms=(first - started) * 1000,
-            decode_ms=(ended - first) * 1000,
-            total_ms=(ended - arrived) * 1000,
-            model=self.model_name,
-            error=error,
-        )
-        _log_finished(request, finish, len(tokens), produced, cached, queue_ms, outcome.total_ms)
-        yield outcome
+            sequence.abandoned.set()  # a no-op once finished; otherwise freed next step
+
+    def close(self) -> None:
+        """Stop the engine thread (waiting and running streams end cancelled), free llama.cpp."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._thread.join()
+        self._batch.close()
+        self._context.close()
+        self._model.close()
 
     def _prompt_tokens(self, request: GenerationRequest, max_tokens: int) -> list[int]:
-        _validate(request, max_tokens)
         if request.chat is not None:
-            bos = self._llama.detokenize([self._llama.token_bos()], special=True).decode()
-            eos = self._llama.detokenize([self._llama.token_eos()], special=True).decode()
-            prompt = render_chat(request.chat, self._chat_template, bos=bos, eos=eos)
+            prompt = render_chat(
+                request.chat, self._chat_template, bos=self._bos_text, eos=self._eos_text
+            )
         else:
             prompt = request.prompt or ""
-        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        n_ctx = self._llama.n_ctx()
+        tokens = self._model.tokenize(prompt)
+        n_ctx = self._context.n_ctx
         if len(tokens) + max_tokens > n_ctx:
             raise InvalidRequest(
                 f"prompt is {len(tokens)} tokens and max_tokens is {max_tokens}, but the "
@@ -254,122 +190,177 @@ class LlamaEngine:
             )
         return tokens
 
-    def _enter_queue(self) -> None:
-        with self._counters:
-            if self._slot.locked() and self._waiting >= self._max_queue:
+    def _submit(self, sequence: Sequence) -> None:
+        with self._lock:
+            if self._closed:
+                raise NotReady("inference engine is shutting down; retry on another replica")
+            slots = len(self._slots.slots)
+            if len(self._running) + len(self._waiting) >= slots + self._max_queue:
+                instruments.rejected.add(1)
                 raise Overloaded(
-                    f"inference is busy: 1 generation running and {self._waiting} waiting "
-                    f"(queue limit {self._max_queue}); retry shortly",
-                    retry_after_s=1.0,
+                    f"inference is busy: {len(self._running)} of {slots} slots generating and "
+                    f"{len(self._waiting)} waiting (queue limit {self._max_queue}); retry shortly",
+                    retry_after_s=_RETRY_AFTER_S,
                 )
-            self._waiting += 1
+            self._waiting.append(sequence)
+            instruments.queue_size.add(1)
+            self._lock.notify_all()
 
-    def _wait_for_slot(self, is_cancelled: IsCancelled, deadline: float | None) -> bool:
-        while not self._slot.acquire(timeout=_QUEUE_POLL_S):
-            if is_cancelled() or _expired(deadline):
+    # --- engine thread -------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while self._schedule():
+                self._step()
+        except Exception:  # keep callers from hanging; they see "engine stopped"
+            log.exception("engine thread failed")
+        finally:
+            with self._lock:
+                everyone = [*self._waiting, *self._running]
+            for sequence in everyone:
+                self._finish(sequence, FinishReason.CANCELLED)
+
+    def _schedule(self) -> bool:
+        """Drop departed callers, admit waiting ones; False once the engine is closed."""
+        with self._lock:
+            while not self._running and not self._waiting and not self._closed:
+                self._lock.wait()
+            if self._closed:
                 return False
-        if is_cancelled() or _expired(deadline):
-            self._slot.release()
-            return False
-        return True
+            departed = [s for s in (*self._waiting, *self._running) if s.departed()]
+        for sequence in departed:
+            self._finish(sequence, FinishReason.CANCELLED)
+        with self._lock:
+            while self._waiting:
+                head = self._waiting[0]
+                placement = self._slots.place(head.prompt, len(head.prompt) + head.max_tokens)
+                if placement is None:
+                    break
+                self._waiting.popleft()
+                self._start(head, placement)
+            return True
 
-    def _reusable_prefix(self, tokens: list[int]) -> int:
-        """Prompt tokens whose KV entries llama.generate will keep instead of prefilling."""
-        evaluated = self._llama.input_ids[: self._llama.n_tokens]
-        shared = 0
-        for previous, current in zip(evaluated, tokens, strict=False):
-            if previous != current:
-                break
-            shared += 1
-        return min(shared, max(len(tokens) - 1, 0))
+    def _start(self, sequence: Sequence, placement: Placement) -> None:
+        slot = placement.slot
+        if placement.source is slot:
+            self._context.forget(slot.seq_id, placement.reused)
+        else:
+            self._context.share_prefix(placement.source.seq_id, slot.seq_id, placement.reused)
+        slot.cached = sequence.prompt[: placement.reused]
+        slot.reserved = len(sequence.prompt) + sequence.max_tokens
+        for dropped in self._slots.over_budget(keep=placement.source):
+            self._context.forget(dropped.seq_id)
+            dropped.cached = []
+        sequence.slot = slot
+        sequence.evaluated = sequence.cached = placement.reused
+        sequence.admitted_at = time.perf_counter()
+        self._running.append(sequence)
+        instruments.queue_size.add(-1)
+        instruments.busy_slots.add(1)
+        instruments.queue_wait.record(sequence.admitted_at - sequence.arrived)
+        instruments.prompt_tokens.add(len(sequence.prompt))
+        instruments.cached_prompt_tokens.add(placement.reused)
 
-    def _outcome(
-        self,
-        finish: FinishReason,
-        prompt_tokens: int,
-        produced: int,
-        cached: int,
-        arrived: float,
-        queue_ms: float,
-    ) -> GenerationOutcome:
-        total_ms = (time.perf_counter() - arrived) * 1000
-        return GenerationOutcome(
-            finish_reason=finish,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=produced,
-            cached_prompt_tokens=cached,
-            queue_ms=queue_ms,
-            time_to_first_token_ms=0.0,
-            prefill_ms=0.0,
-            decode_ms=0.0,
-            total_ms=total_ms,
-            model=self.model_name,
+    def _step(self) -> None:
+        """One llama_decode: a token for each decoding sequence, then prompt chunks."""
+        batch = self._batch
+        batch.clear()
+        outputs: list[tuple[Sequence, int]] = []
+        fed: list[tuple[Sequence, list[int]]] = []
+        running = list(self._running)
+        for sequence in running:
+            slot = sequence.slot
+            if sequence.next_token is not None and slot is not None:
+                index = batch.add(sequence.next_token, len(slot.cached), slot.seq_id, True)
+                outputs.append((sequence, index))
+                fed.append((sequence, [sequence.next_token]))
+        for sequence in running:
+            slot = sequence.slot
+            if sequence.next_token is not None or slot is None or not batch.room:
+                continue
+            chunk = sequence.prompt[sequence.evaluated : sequence.evaluated + batch.room]
+            last, index = False, -1
+            for offset, token in enumerate(chunk):
+                position = sequence.evaluated + offset
+                last = position == len(sequence.prompt) - 1
+                index = batch.add(token, position, slot.seq_id, last)
+            if last:
+                outputs.append((sequence, index))
+            fed.append((sequence, chunk))
+        if not batch.size:
+            return
+        status = self._context.decode(batch)
+        if status != 0:
+            log.error("llama_decode failed", status=status, batch=batch.size)
+            for sequence, _ in fed:
+                self._finish(sequence, FinishReason.ERROR, f"llama_decode returned {status}")
+            return
+        for sequence, tokens in fed:
+            assert sequence.slot is not None
+            sequence.slot.cached.extend(tokens)
+            if sequence.next_token is None:
+                sequence.evaluated += len(tokens)
+            sequence.next_token = None
+        for sequence, index in outputs:
+            token = sequence.sampler.sample(self._context.ctx, index)
+            self._accept(sequence, token)
+
+    def _accept(self, sequence: Sequence, token: int) -> None:
+        now = time.perf_counter()
+        if sequence.first_token_at is None:
+            sequence.first_token_at = now
+            instruments.time_to_first_token.record(now - sequence.arrived)
+        elif sequence.last_token_at is not None:
+            instruments.inter_token_latency.record(now - sequence.last_token_at)
+        sequence.last_token_at = now
+        if self._model.is_end_of_generation(token):
+            self._finish(sequence, FinishReason.EOS)
+            return
+        sequence.produced += 1
+        step = sequence.text.feed(self._model.piece(token))
+        if step.text:
+            sequence.emit(step.text, now)
+        if step.stopped:
+            self._finish(sequence, FinishReason.STOP)
+        elif sequence.produced >= sequence.max_tokens:
+            self._finish(sequence, FinishReason.LENGTH)
+        else:
+            sequence.next_token = token
+
+    def _finish(self, sequence: Sequence, finish: FinishReason, error: str = "") -> None:
+        """End a sequence: free or keep its KV cells, release its slot, send the outcome."""
+        with self._lock:
+            if sequence in self._running:
+                self._running.remove(sequence)
+                instruments.busy_slots.add(-1)
+            elif sequence in self._waiting:
+                self._waiting.remove(sequence)
+                instruments.queue_size.add(-1)
+        slot = sequence.slot
+        if slot is not None:
+            if finish in (FinishReason.CANCELLED, FinishReason.ERROR):
+                self._context.forget(slot.seq_id)  # llama_memory_seq_rm of the whole sequence
+                slot.cached = []
+            slot.reserved = 0
+            sequence.slot = None
+        sequence.sampler.close()
+        if finish not in (FinishReason.CANCELLED, FinishReason.ERROR):
+            tail = sequence.text.flush()
+            if tail:
+                sequence.emit(tail, time.perf_counter())
+        instruments.completion_tokens.add(sequence.produced)
+        outcome = sequence.outcome(finish, self._name, error)
+        sequence.events.put(outcome)
+        log.info(
+            "generation finished",
+            request_id=sequence.request.request_id,
+            finish=finish.value,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            cached=outcome.cached_prompt_tokens,
+            queue_ms=round(outcome.queue_ms, 1),
+            total_ms=round(outcome.total_ms, 1),
         )
-
-
-def _validate(request: GenerationRequest, max_tokens: int) -> None:
-    if request.chat is None and not (request.prompt or "").strip():
-        raise InvalidRequest("prompt is empty: send a prompt or chat messages")
-    if request.chat is not None:
-        if not request.chat:
-            raise InvalidRequest("chat has no messages: send at least one user message")
-        roles = unknown_roles(request.chat)
-        if roles:
-            raise InvalidRequest(f"unknown chat role(s) {roles}: use system, user or assistant")
-    if not 1 <= max_tokens <= MAX_NEW_TOKENS:
-        raise InvalidRequest(f"max_tokens must be 1..{MAX_NEW_TOKENS}, got {max_tokens}")
-    s = request.sampling
-    if s.temperature is not None and not 0.0 <= s.temperature <= 2.0:
-        raise InvalidRequest(f"temperature must be in [0, 2], got {s.temperature}")
-    if s.top_p is not None and not 0.0 < s.top_p <= 1.0:
-        raise InvalidRequest(f"top_p must be in (0, 1], got {s.top_p}")
-    if s.repeat_penalty is not None and s.repeat_penalty < 1.0:
-        raise InvalidRequest(f"repeat_penalty must be >= 1, got {s.repeat_penalty}")
-    if len(request.stop) > MAX_STOP_SEQUENCES:
-        raise InvalidRequest(
-            f"at most {MAX_STOP_SEQUENCES} stop sequences, got {len(request.stop)}"
-        )
-    too_long = [s for s in request.stop if len(s) > MAX_STOP_LENGTH or not s]
-    if too_long:
-        raise InvalidRequest(f"stop sequences must be 1..{MAX_STOP_LENGTH} characters")
-
-
-def _with_defaults(sampling: Sampling) -> Sampling:
-    d = DEFAULT_SAMPLING
-    return Sampling(
-        temperature=d.temperature if sampling.temperature is None else sampling.temperature,
-        top_p=d.top_p if sampling.top_p is None else sampling.top_p,
-        top_k=d.top_k if sampling.top_k is None else sampling.top_k,
-        repeat_penalty=d.repeat_penalty
-        if sampling.repeat_penalty is None
-        else sampling.repeat_penalty,
-        seed=sampling.seed,
-    )
-
-
-def _log_finished(
-    request: GenerationRequest,
-    finish: FinishReason,
-    prompt_tokens: int,
-    produced: int,
-    cached: int,
-    queue_ms: float,
-    total_ms: float,
-) -> None:
-    log.info(
-        "generation finished",
-        request_id=request.request_id,
-        finish=finish.value,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=produced,
-        cached=cached,
-        queue_ms=round(queue_ms, 1),
-        total_ms=round(total_ms, 1),
-    )
-
-
-def _expired(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
 
 
 def _offloaded_layers(requested: int, n_layers: int) -> int:

@@ -37,7 +37,10 @@ class Sampling:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Either `prompt` or `chat` is set. `max_tokens` 0 means the engine default."""
+    """Either `prompt` or `chat` is set. `max_tokens` 0 means the engine default.
+
+    `grammar` (GBNF, start rule "root") or `json_schema` constrain the output; at most one.
+    """
 
     prompt: str | None = None
     chat: tuple[ChatTurn, ...] | None = None
@@ -45,6 +48,8 @@ class GenerationRequest:
     sampling: Sampling = field(default_factory=Sampling)
     stop: tuple[str, ...] = ()
     request_id: str = ""
+    grammar: str = ""
+    json_schema: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,4 @@ class ModelInfo:
     n_layers: int
     n_threads: int
     model_path: str
+    backend: str = "gguf"

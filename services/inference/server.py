@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 import grpc
 
@@ -10,16 +11,20 @@ from raildebug.config import InferenceSettings
 from raildebug.grpc_runtime.context import absolute_deadline, cancellation_flag
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
+from services.inference.backend import GenerationBackend
 from services.inference.engine import LlamaEngine
 from services.inference.model_files import resolve_model_path
 from services.inference.models import GenerationOutcome
+from services.inference.openai_backend import OpenAIBackend
 from services.inference.wire import info_to_wire, outcome_to_wire, request_from_wire
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
 
+BackendT = TypeVar("BackendT", bound=GenerationBackend)
 
-class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, engine: CoreHolder[LlamaEngine]) -> None:
+
+class InferenceServicer(inference_pb2_grpc.InferenceServicer, Generic[BackendT]):
+    def __init__(self, engine: CoreHolder[BackendT]) -> None:
         self._engine = engine
 
     def Generate(
@@ -44,22 +49,33 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
 def build_server(settings: InferenceSettings) -> RailDebugServer:
     server = RailDebugServer(settings, [SERVICE_NAME])
-    engine: CoreHolder[LlamaEngine] = CoreHolder("inference model")
+    backend: CoreHolder[GenerationBackend] = CoreHolder(f"inference backend {settings.backend}")
     inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(engine), server.grpc_server
+        InferenceServicer(backend), server.grpc_server
     )
+    server.add_core(backend, lambda: load_backend(settings))
+    return server
 
-    def load() -> LlamaEngine:
-        path = resolve_model_path(settings.model_path, settings.model_cache_dir)
-        return LlamaEngine(
-            path,
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-            n_batch=settings.n_batch,
-            n_gpu_layers=settings.n_gpu_layers,
+
+def load_backend(settings: InferenceSettings) -> GenerationBackend:
+    if settings.backend == "openai":
+        return OpenAIBackend(
+            settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            model=settings.openai_model,
+            timeout_s=settings.openai_timeout_s,
+            slots=settings.slots,
             max_queue=settings.max_queue,
             default_max_tokens=settings.default_max_tokens,
         )
-
-    server.add_core(engine, load)
-    return server
+    path = resolve_model_path(settings.model_path, settings.model_cache_dir)
+    return LlamaEngine(
+        path,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_batch=settings.n_batch,
+        n_gpu_layers=settings.n_gpu_layers,
+        slots=settings.slots,
+        max_queue=settings.max_queue,
+        default_max_tokens=settings.default_max_tokens,
+    )

@@ -41,6 +41,8 @@ def request_from_wire(message: inference_pb2.GenerateRequest) -> GenerationReque
         sampling=sampling,
         stop=tuple(message.stop),
         request_id=message.request_id,
+        grammar=message.grammar,
+        json_schema=message.json_schema,
     )
 
 
@@ -79,4 +81,5 @@ def info_to_wire(info: ModelInfo) -> inference_pb2.InfoResponse:
         n_layers=info.n_layers,
         n_threads=info.n_threads,
         model_path=info.model_path,
+        backend=info.backend,
     )

@@ -41,8 +41,9 @@ def _generate(
     return "".join(text), result
 
 
-def test_concurrent_callers_queue_and_each_gets_its_own_text(stack: Stack) -> None:
+def test_concurrent_callers_share_slots_and_each_gets_its_own_text(stack: Stack) -> None:
     stub = inference_pb2_grpc.InferenceStub(stack.inference.channel())
+    slots = stub.Info(inference_pb2.InfoRequest(), timeout=10).slots
     alone = {prompt: _generate(stub, prompt)[0] for prompt in PROMPTS}
     results: list[tuple[str, str, inference_pb2.GenerationResult]] = []
 
@@ -54,15 +55,19 @@ def test_concurrent_callers_queue_and_each_gets_its_own_text(stack: Stack) -> No
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(results) == len(threads)
+    assert len(results) == len(threads) > slots, "more callers than slots: some must queue"
+    agreement = []
     for prompt, text, result in results:
-        # Greedy text matches the solo run; it may drift late because a reused KV prefix is
-        # computed in a different batch shape (llama.cpp numerics), never from the start.
-        shared = os.path.commonprefix([text, alone[prompt]])  # noqa: RUF071 (text, not paths)
-        assert len(shared) >= 40, (text, alone[prompt])
         assert result.finish_reason == inference_pb2.FINISH_REASON_LENGTH
         assert result.usage.completion_tokens == 24, "no caller may be cut off"
-    assert max(r.timings.queue_ms for _, _, r in results) > 100, "callers must have queued"
+        shared = os.path.commonprefix([text, alone[prompt]])  # noqa: RUF071 (text, not paths)
+        assert shared, f"stream does not continue its own prompt: {text!r} vs {alone[prompt]!r}"
+        agreement.append(len(shared) / len(alone[prompt]))
+    # Greedy text drifts where llama.cpp's sums differ by batch shape (a reused prefix or other
+    # sequences in the batch); tests/inference measures it. Mixed streams would agree ~0.
+    print(f"greedy agreement with solo runs: {[round(a, 2) for a in agreement]}")
+    assert sum(agreement) / len(agreement) >= 0.3, agreement
+    assert max(r.timings.queue_ms for _, _, r in results) > 100, "callers beyond slots queue"
 
 
 def _finished_generations(stack: Stack) -> list[dict[str, Any]]:
@@ -153,6 +158,8 @@ def test_info_describes_the_loaded_model(stack: Stack) -> None:
     assert info.architecture == "gemma3"
     assert info.quantization == "Q4_K_M"
     assert info.n_layers == 18
-    assert info.context_length == 4096
-    assert info.slots == 1
+    assert info.context_length == 8192
+    assert info.slots == 4
+    assert info.busy_slots == 0 and info.queue_depth == 0
+    assert info.backend == "gguf"
     assert info.n_gpu_layers_offloaded == 0  # CPU build

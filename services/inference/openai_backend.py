@@ -1,0 +1,253 @@
+"""The openai backend: the same Generate contract served by any OpenAI-compatible endpoint.
+
+Useful where the model runs elsewhere (a vLLM or llama-server fleet, a hosted API). Prompts go
+to /completions, chat to /chat/completions, both streamed; a grammar or JSON schema is sent as
+llama.cpp's `grammar` extension. Admission is bounded like the gguf engine's, so a slow endpoint
+turns into RESOURCE_EXHAUSTED here instead of an unbounded pile of waiting threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+
+from raildebug.errors import InvalidRequest, NotReady, Overloaded
+from raildebug.telemetry import get_logger
+from services.inference import instruments
+from services.inference.models import (
+    FinishReason,
+    GenerationEvent,
+    GenerationOutcome,
+    GenerationRequest,
+    ModelInfo,
+    Sampling,
+    TextDelta,
+)
+from services.inference.sampling import grammar_for
+from services.inference.text_stream import StopAwareTextStream
+from services.inference.validation import validate, with_defaults
+
+log = get_logger(__name__)
+
+
+class OpenAIBackend:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str,
+        model: str = "",
+        timeout_s: float = 120.0,
+        slots: int = 4,
+        max_queue: int = 16,
+        default_max_tokens: int = 256,
+    ) -> None:
+        if not base_url:
+            raise ValueError("backend openai needs RAILDEBUG_INFERENCE_OPENAI_BASE_URL")
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+        )
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._slots = slots
+        self._capacity = slots + max_queue
+        self._default_max_tokens = default_max_tokens
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        try:
+            self._model = model or self._client.models.list().data[0].id
+        except openai.OpenAIError as error:
+            raise ValueError(f"cannot list models at {base_url}: {error}") from error
+        log.info("openai backend ready", base_url=base_url, model=self._model)
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    def info(self) -> ModelInfo:
+        with self._lock:
+            in_flight = self._in_flight
+        return ModelInfo(
+            model=self._model,
+            architecture="unknown",
+            quantization="unknown",
+            context_length=0,
+            trained_context_length=0,
+            slots=self._slots,
+            busy_slots=min(in_flight, self._slots),
+            queue_depth=max(in_flight - self._slots, 0),
+            n_gpu_layers_requested=0,
+            n_gpu_layers_offloaded=0,
+            n_layers=0,
+            n_threads=0,
+            model_path="",
+            backend="openai",
+        )
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        is_cancelled: Callable[[], bool] = lambda: False,
+        deadline: float | None = None,
+    ) -> Iterator[GenerationEvent]:
+        """Stream from the endpoint; errors before the first chunk raise domain errors."""
+        arrived = time.perf_counter()
+        max_tokens = request.max_tokens or self._default_max_tokens
+        validate(request, max_tokens)
+        grammar = grammar_for(request.grammar, request.json_schema)
+        self._enter()
+        try:
+            yield from self._stream(request, max_tokens, grammar, is_cancelled, deadline, arrived)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                instruments.busy_slots.add(-1)
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._in_flight >= self._capacity:
+                instruments.rejected.add(1)
+                raise Overloaded(
+                    f"inference is busy: {self._in_flight} requests in flight to "
+                    f"{self._base_url} (limit {self._capacity}); retry shortly"
+                )
+            self._in_flight += 1
+            instruments.busy_slots.add(1)
+
+    def _stream(
+        self,
+        request: GenerationRequest,
+        max_tokens: int,
+        grammar: str,
+        is_cancelled: Callable[[], bool],
+        deadline: float | None,
+        arrived: float,
+    ) -> Iterator[GenerationEvent]:
+        chunks = self._open(request, max_tokens, grammar, deadline)
+        text = StopAwareTextStream(request.stop)
+        produced, prompt_tokens = 0, 0
+        finish, error = FinishReason.LENGTH, ""
+        first_at: float | None = None
+        last_at: float | None = None
+        try:
+            for chunk in chunks:
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens
+                    produced = max(produced, chunk.usage.completion_tokens)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                piece = _choice_text(choice)
+                if piece:
+                    now = time.perf_counter()
+                    if first_at is None:
+                        first_at = now
+                        instruments.time_to_first_token.record(now - arrived)
+                    elif last_at is not None:
+                        instruments.inter_token_latency.record(now - last_at)
+                    last_at = now
+                    produced += 1
+                    step = text.feed(piece.encode("utf-8"))
+                    if step.text:
+                        yield TextDelta(step.text)
+                    if step.stopped:
+                        finish = FinishReason.STOP
+                        break
+                if choice.finish_reason:
+                    finish = _finish_from(choice.finish_reason, request)
+                if is_cancelled() or (deadline is not None and time.monotonic() >= deadline):
+                    finish = FinishReason.CANCELLED
+                    break
+        except openai.OpenAIError as failure:
+            finish, error = FinishReason.ERROR, f"{type(failure).__name__}: {failure}"
+            log.warning("openai stream failed", request_id=request.request_id, error=error)
+        finally:
+            chunks.close()  # closes the HTTP response: the endpoint stops generating
+        tail = text.flush() if finish not in (FinishReason.CANCELLED, FinishReason.ERROR) else ""
+        if tail:
+            yield TextDelta(tail)
+        ended = time.perf_counter()
+        instruments.completion_tokens.add(produced)
+        instruments.prompt_tokens.add(prompt_tokens)
+        log.info(
+            "generation finished",
+            request_id=request.request_id,
+            finish=finish.value,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=produced,
+            cached=0,
+            queue_ms=0.0,
+            total_ms=round((ended - arrived) * 1000, 1),
+        )
+        yield GenerationOutcome(
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=produced,
+            cached_prompt_tokens=0,
+            queue_ms=0.0,
+            time_to_first_token_ms=((first_at or ended) - arrived) * 1000,
+            prefill_ms=((first_at or ended) - arrived) * 1000,
+            decode_ms=(ended - (first_at or ended)) * 1000,
+            total_ms=(ended - arrived) * 1000,
+            model=self._model,
+            error=error,
+        )
+
+    def _open(
+        self, request: GenerationRequest, max_tokens: int, grammar: str, deadline: float | None
+    ) -> Any:
+        timeout = self._timeout_s
+        if deadline is not None:
+            timeout = max(min(timeout, deadline - time.monotonic()), 0.001)
+        common: dict[str, Any] = {
+            "model": self._model,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "stop": list(request.stop) or None,
+            "timeout": timeout,
+            **_sampling_arguments(with_defaults(request.sampling), grammar),
+        }
+        try:
+            if request.chat is not None:
+                messages: list[Any] = [{"role": t.role, "content": t.content} for t in request.chat]
+                return self._client.chat.completions.create(messages=messages, **common)
+            return self._client.completions.create(prompt=request.prompt or "", **common)
+        except openai.BadRequestError as error:
+            raise InvalidRequest(f"endpoint refused the request: {error.message}") from error
+        except openai.RateLimitError as error:
+            raise Overloaded(f"endpoint is rate limiting: {error.message}") from error
+        except (openai.APIConnectionError, openai.APIStatusError) as error:
+            raise NotReady(f"endpoint {self._base_url} unavailable: {error}") from error
+
+
+def _sampling_arguments(s: Sampling, grammar: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {"top_k": s.top_k or 0, "repeat_penalty": s.repeat_penalty or 1.0}
+    if grammar:
+        extra["grammar"] = grammar
+    return {
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "seed": s.seed,
+        "extra_body": extra,
+    }
+
+
+def _choice_text(choice: Any) -> str:
+    delta = getattr(choice, "delta", None)
+    if delta is not None:
+        return str(delta.content or "")
+    return str(getattr(choice, "text", "") or "")
+
+
+def _finish_from(reason: str, request: GenerationRequest) -> FinishReason:
+    """OpenAI says "stop" for both end-of-sequence and stop strings; stop strings set decide."""
+    if reason == "length":
+        return FinishReason.LENGTH
+    if reason == "stop":
+        return FinishReason.STOP if request.stop else FinishReason.EOS
+    return FinishReason.ERROR
