@@ -168,12 +168,20 @@ class GenerateRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GRAMMAR_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw prompt, passed to the model as is."""
     max_tokens: _builtins.int
     """Maximum new tokens, 1..4096. 0 means the server default (256)."""
     request_id: _builtins.str
     """Caller's correlation id, echoed in logs."""
+    grammar: _builtins.str
+    """GBNF grammar (llama.cpp syntax, start rule "root") the output must follow.
+    At most one of grammar and json_schema.
+    """
+    json_schema: _builtins.str
+    """JSON schema the output must follow (converted to a grammar); e.g. {"type": "object"}."""
     @_builtins.property
     def chat(self) -> Global___ChatMessages:
         """Chat messages, rendered with the model's chat template."""
@@ -193,10 +201,12 @@ class GenerateRequest(_message.Message):
         sampling: Global___SamplingParams | None = ...,
         stop: _abc.Iterable[_builtins.str] | None = ...,
         request_id: _builtins.str = ...,
+        grammar: _builtins.str = ...,
+        json_schema: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "max_tokens", b"max_tokens", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "grammar", b"grammar", "input", b"input", "json_schema", b"json_schema", "max_tokens", b"max_tokens", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["prompt", "chat"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
@@ -303,6 +313,7 @@ class InfoResponse(_message.Message):
     N_LAYERS_FIELD_NUMBER: _builtins.int
     N_THREADS_FIELD_NUMBER: _builtins.int
     MODEL_PATH_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name (from GGUF metadata or file name)."""
     architecture: _builtins.str
@@ -328,7 +339,9 @@ class InfoResponse(_message.Message):
     n_threads: _builtins.int
     """CPU threads used for generation."""
     model_path: _builtins.str
-    """Path of the loaded GGUF file."""
+    """Path of the loaded GGUF file (empty for the openai backend)."""
+    backend: _builtins.str
+    """"gguf" (llama.cpp in the service) or "openai" (an OpenAI-compatible endpoint)."""
     def __init__(
         self,
         *,
@@ -345,10 +358,11 @@ class InfoResponse(_message.Message):
         n_layers: _builtins.int = ...,
         n_threads: _builtins.int = ...,
         model_path: _builtins.str = ...,
+        backend: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "busy_slots", b"busy_slots", "context_length", b"context_length", "model", b"model", "model_path", b"model_path", "n_gpu_layers_offloaded", b"n_gpu_layers_offloaded", "n_gpu_layers_requested", b"n_gpu_layers_requested", "n_layers", b"n_layers", "n_threads", b"n_threads", "quantization", b"quantization", "queue_depth", b"queue_depth", "slots", b"slots", "trained_context_length", b"trained_context_length"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "backend", b"backend", "busy_slots", b"busy_slots", "context_length", b"context_length", "model", b"model", "model_path", b"model_path", "n_gpu_layers_offloaded", b"n_gpu_layers_offloaded", "n_gpu_layers_requested", b"n_gpu_layers_requested", "n_layers", b"n_layers", "n_threads", b"n_threads", "quantization", b"quantization", "queue_depth", b"queue_depth", "slots", b"slots", "trained_context_length", b"trained_context_length"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -158,6 +158,9 @@ class DebugSummary(_message.Message):
     DEGRADED_FIELD_NUMBER: _builtins.int
     DEGRADED_REASON_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    PROMPT_VARIANT_FIELD_NUMBER: _builtins.int
+    CACHE_HIT_FIELD_NUMBER: _builtins.int
+    ESTIMATED_COST_USD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Id to quote in Feedback and in support requests."""
     latency_ms: _builtins.float
@@ -173,6 +176,12 @@ class DebugSummary(_message.Message):
     degraded_reason: _builtins.str
     finish_reason: _builtins.str
     """"length", "stop", "eos", "cancelled" or "error"."""
+    prompt_variant: _builtins.str
+    """Prompt label served to this caller ("production", or the A/B test arm it is assigned to)."""
+    cache_hit: _builtins.bool
+    """True when the answer was replayed from the response cache (still streamed as deltas)."""
+    estimated_cost_usd: _builtins.float
+    """Estimated cost in USD from the configured price table; unset when the model has no price."""
     @_builtins.property
     def usage(self) -> _common_pb2.TokenUsage: ...
     @_builtins.property
@@ -197,12 +206,17 @@ class DebugSummary(_message.Message):
         degraded: _builtins.bool = ...,
         degraded_reason: _builtins.str = ...,
         finish_reason: _builtins.str = ...,
+        prompt_variant: _builtins.str = ...,
+        cache_hit: _builtins.bool = ...,
+        estimated_cost_usd: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["generation_timings", b"generation_timings", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd", "estimated_cost_usd", b"estimated_cost_usd", "generation_timings", b"generation_timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cited_passage_ids", b"cited_passage_ids", "degraded", b"degraded", "degraded_reason", b"degraded_reason", "finish_reason", b"finish_reason", "generation_timings", b"generation_timings", "latency_ms", b"latency_ms", "model", b"model", "prompt_version", b"prompt_version", "request_id", b"request_id", "time_to_first_token_ms", b"time_to_first_token_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd", "cache_hit", b"cache_hit", "cited_passage_ids", b"cited_passage_ids", "degraded", b"degraded", "degraded_reason", b"degraded_reason", "estimated_cost_usd", b"estimated_cost_usd", "finish_reason", b"finish_reason", "generation_timings", b"generation_timings", "latency_ms", b"latency_ms", "model", b"model", "prompt_variant", b"prompt_variant", "prompt_version", b"prompt_version", "request_id", b"request_id", "time_to_first_token_ms", b"time_to_first_token_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__estimated_cost_usd: _TypeAlias = _typing.Literal["estimated_cost_usd"]  # noqa: Y015
+    _WhichOneofArgType__estimated_cost_usd: _TypeAlias = _typing.Literal["_estimated_cost_usd", b"_estimated_cost_usd"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__estimated_cost_usd) -> _WhichOneofReturnType__estimated_cost_usd | None: ...
 
 Global___DebugSummary: _TypeAlias = DebugSummary  # noqa: Y015
 

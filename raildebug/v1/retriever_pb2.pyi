@@ -53,16 +53,22 @@ class SearchRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _builtins.int
     FUSION_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
+    MAX_PER_SOURCE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Free text: symptoms, identifiers, error codes. Must not be empty."""
     k: _builtins.int
     """Number of passages to return, 1..100. 0 means the server default (5)."""
     alpha: _builtins.float
     """Weight of the vector leg in [0, 1]: 0 is keyword only, 1 is vector only.
-    Unset means the server default (0.5).
+    Unset means the server default (0.5). A value strictly between 0 and 1 is scaled by
+    (1 - share of identifiers among the query's words); see SearchResponse.alpha.
     """
     fusion: Global___FusionType.ValueType
     """How the two legs are fused."""
+    max_per_source: _builtins.int
+    """Most passages returned from one source, 0..100; 0 means no cap.
+    Unset means the server default (3).
+    """
     @_builtins.property
     def filter(self) -> _common_pb2.PassageFilter:
         """Restricts the candidates before ranking."""
@@ -75,14 +81,20 @@ class SearchRequest(_message.Message):
         alpha: _builtins.float | None = ...,
         fusion: Global___FusionType.ValueType = ...,
         filter: _common_pb2.PassageFilter | None = ...,
+        max_per_source: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filter", b"filter"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_max_per_source", b"_max_per_source", "alpha", b"alpha", "filter", b"filter", "max_per_source", b"max_per_source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filter", b"filter", "fusion", b"fusion", "k", b"k", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_max_per_source", b"_max_per_source", "alpha", b"alpha", "filter", b"filter", "fusion", b"fusion", "k", b"k", "max_per_source", b"max_per_source", "query", b"query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__max_per_source: _TypeAlias = _typing.Literal["max_per_source"]  # noqa: Y015
+    _WhichOneofArgType__max_per_source: _TypeAlias = _typing.Literal["_max_per_source", b"_max_per_source"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__alpha) -> _WhichOneofReturnType__alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_per_source) -> _WhichOneofReturnType__max_per_source | None: ...
 
 Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
 
@@ -124,6 +136,9 @@ class Passage(_message.Message):
     VECTOR_SCORE_FIELD_NUMBER: _builtins.int
     FUSED_SCORE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    EXACT_MATCHES_FIELD_NUMBER: _builtins.int
+    PINNED_FIELD_NUMBER: _builtins.int
+    RERANK_SCORE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id: the same source, position and content always give the same id."""
     text: _builtins.str
@@ -146,9 +161,21 @@ class Passage(_message.Message):
     """Cosine similarity of the vector leg (0 when the vector leg did not find it)."""
     fused_score: _builtins.float
     """Fused score the ranking is sorted by."""
+    pinned: _builtins.bool
+    """True when the passage is in the results only because it is the best keyword hit for an
+    identifier of the query: fusion alone would have ranked it below k.
+    """
+    rerank_score: _builtins.float
+    """Score of the reranking stage; unset when the server runs no reranker."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """User metadata given at ingest (e.g. subsystem, version)."""
+
+    @_builtins.property
+    def exact_matches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Identifiers of the query (error codes, config keys, function names; lower-cased) that
+        this passage contains as whole words.
+        """
 
     def __init__(
         self,
@@ -165,12 +192,17 @@ class Passage(_message.Message):
         vector_score: _builtins.float = ...,
         fused_score: _builtins.float = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        exact_matches: _abc.Iterable[_builtins.str] | None = ...,
+        pinned: _builtins.bool = ...,
+        rerank_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rerank_score", b"_rerank_score", "rerank_score", b"rerank_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fused_score", b"fused_score", "id", b"id", "keyword_score", b"keyword_score", "kind", b"kind", "language", b"language", "line_end", b"line_end", "line_start", b"line_start", "metadata", b"metadata", "source", b"source", "text", b"text", "title", b"title", "vector_score", b"vector_score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rerank_score", b"_rerank_score", "exact_matches", b"exact_matches", "fused_score", b"fused_score", "id", b"id", "keyword_score", b"keyword_score", "kind", b"kind", "language", b"language", "line_end", b"line_end", "line_start", b"line_start", "metadata", b"metadata", "pinned", b"pinned", "rerank_score", b"rerank_score", "source", b"source", "text", b"text", "title", b"title", "vector_score", b"vector_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__rerank_score: _TypeAlias = _typing.Literal["rerank_score"]  # noqa: Y015
+    _WhichOneofArgType__rerank_score: _TypeAlias = _typing.Literal["_rerank_score", b"_rerank_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rerank_score) -> _WhichOneofReturnType__rerank_score | None: ...
 
 Global___Passage: _TypeAlias = Passage  # noqa: Y015
 
@@ -181,10 +213,15 @@ class SearchResponse(_message.Message):
     PASSAGES_FIELD_NUMBER: _builtins.int
     STORE_PASSAGES_FIELD_NUMBER: _builtins.int
     TOOK_MS_FIELD_NUMBER: _builtins.int
+    ALPHA_FIELD_NUMBER: _builtins.int
     store_passages: _builtins.int
     """Passages the store holds in total (0 means nothing has been ingested yet)."""
     took_ms: _builtins.float
     """Time spent, milliseconds."""
+    alpha: _builtins.float
+    """Vector weight actually used: a hybrid alpha is scaled down by the share of identifiers
+    (error codes, config keys) in the query, since embeddings carry little for them.
+    """
     @_builtins.property
     def passages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Passage]:
         """Best first."""
@@ -195,10 +232,11 @@ class SearchResponse(_message.Message):
         passages: _abc.Iterable[Global___Passage] | None = ...,
         store_passages: _builtins.int = ...,
         took_ms: _builtins.float = ...,
+        alpha: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["passages", b"passages", "store_passages", b"store_passages", "took_ms", b"took_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "passages", b"passages", "store_passages", b"store_passages", "took_ms", b"took_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -290,6 +328,32 @@ class IngestError(_message.Message):
 Global___IngestError: _TypeAlias = IngestError  # noqa: Y015
 
 @_typing.final
+class DuplicateDocument(_message.Message):
+    """A document whose content is already stored under another source; it was not stored again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    STORED_AS_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """The document's own source path."""
+    stored_as: _builtins.str
+    """The source that holds the identical content; searches cite that one."""
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        stored_as: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "stored_as", b"stored_as"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicateDocument: _TypeAlias = DuplicateDocument  # noqa: Y015
+
+@_typing.final
 class IngestSummary(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -298,6 +362,7 @@ class IngestSummary(_message.Message):
     DOCUMENTS_UNCHANGED_FIELD_NUMBER: _builtins.int
     CHUNKS_WRITTEN_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
     documents_received: _builtins.int
     """Documents received."""
     documents_written: _builtins.int
@@ -310,6 +375,10 @@ class IngestSummary(_message.Message):
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestError]:
         """Documents that failed; the others were still ingested."""
 
+    @_builtins.property
+    def duplicates(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicateDocument]:
+        """Documents identical to one already stored under another path (stored once)."""
+
     def __init__(
         self,
         *,
@@ -318,10 +387,11 @@ class IngestSummary(_message.Message):
         documents_unchanged: _builtins.int = ...,
         chunks_written: _builtins.int = ...,
         errors: _abc.Iterable[Global___IngestError] | None = ...,
+        duplicates: _abc.Iterable[Global___DuplicateDocument] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_written", b"chunks_written", "documents_received", b"documents_received", "documents_unchanged", b"documents_unchanged", "documents_written", b"documents_written", "errors", b"errors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_written", b"chunks_written", "documents_received", b"documents_received", "documents_unchanged", b"documents_unchanged", "documents_written", b"documents_written", "duplicates", b"duplicates", "errors", b"errors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
