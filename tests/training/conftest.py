@@ -1,0 +1,60 @@
+"""Tiny random Gemma 3 models (packaged tokenizer cut to the dataset's tokens): fast, real
+transformers/peft/llama.cpp code paths, no quality expectations."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from training.config import TrainingConfig
+from training.modeling import BASE_DIRNAME, materialize_base
+
+TinyConfig = Callable[..., TrainingConfig]
+
+
+def _tiny(output_dir: Path, **sections: Any) -> TrainingConfig:
+    raw: dict[str, Any] = {
+        "run": {"name": "tiny-test", "seed": 7, "output_dir": str(output_dir)},
+        "model": {"source": "tiny", "tiny": {"hidden_size": 64, "num_hidden_layers": 2}},
+        "data": {"max_seq_len": 256, "max_train_examples": 16, "max_heldout_examples": 4},
+        "lora": {"dropout": 0.0},
+        "optimization": {
+            "learning_rate": 0.01,
+            "warmup_steps": 0,
+            "max_steps": 4,
+            "batch_size": 2,
+            "scheduler": "constant",
+        },
+        "eval": {"every_steps": 100, "batch_size": 4},
+        "checkpointing": {"every_steps": 2, "keep_last": 5},
+        "parity": {
+            "prompts": 2,
+            "max_prompt_tokens": 128,
+            "check_serving": False,
+            "max_perplexity_ratio": 1.5,
+        },
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return TrainingConfig.model_validate(raw)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Materialised once per session (loading the full Gemma tokenizer is the slow part)."""
+    return materialize_base(_tiny(tmp_path_factory.mktemp("tiny-base")))
+
+
+@pytest.fixture
+def tiny_config(tiny_base: Path, tmp_path: Path) -> TinyConfig:
+    def make(name: str = "run", **sections: Any) -> TrainingConfig:
+        config = _tiny(tmp_path / name, **sections)
+        if not (config.run.output_dir / BASE_DIRNAME).exists():
+            shutil.copytree(tiny_base, config.run.output_dir / BASE_DIRNAME)
+        return config
+
+    return make

@@ -1,0 +1,57 @@
+"""Distillation end to end on a tiny model: teacher top-k targets, a layer-pruned student
+trained with KD and with CE only, and the student exported through the parity gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from raildebug.errors import InvalidRequest
+from tests.training.conftest import TinyConfig
+from training.distill import default_keep, distill, export_student, prune_layers
+from training.export.merge import merge_adapter
+from training.modeling import load_model
+from training.sft import finetune
+
+
+def test_distilled_student_is_smaller_reported_and_exported(tiny_config: TinyConfig) -> None:
+    config = tiny_config(
+        optimization={"max_steps": 3},
+        distillation={
+            "questions": 4,
+            "max_new_tokens": 12,
+            "max_steps": 4,
+            "batch_size": 2,
+            "top_k": 8,
+            "keep_layers": [0],
+        },
+    )
+    finetune(config)
+    out = config.run.output_dir
+    merge_adapter(out / "base", out / "adapter", out / "merged")
+    report = distill(config)
+    assert report["student_layers"] == [0] and report["teacher_layers"] == 2
+    for key in ("eval_loss_teacher", "eval_loss_student_kd", "eval_loss_student_ce_only"):
+        assert report[key] > 0
+    assert report["eval_loss_student_kd"] != report["eval_loss_student_ce_only"]
+    student = load_model(out / "distill" / "student")
+    assert len(student.model.layers) == 1
+    exported = export_student(config)
+    assert exported["parity"]["passed"] and exported["parity"]["top1_agreement"] == 1.0
+    saved = json.loads((out / "distill" / "summary.json").read_text())
+    assert saved["alpha"] == config.distillation.alpha
+    assert (out / "distill" / "loss-kd.png").is_file()
+
+
+def test_pruning_keeps_llama_cpp_attention_pattern() -> None:
+    types = ["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(18)]
+    keep = default_keep(types, 9)
+    assert len(keep) == 9 and keep == sorted(keep)
+    assert [types[i] for i in keep].index("full_attention") == 5
+
+
+def test_bad_keep_layers_are_a_clear_error(tiny_config: TinyConfig) -> None:
+    model = load_model(tiny_config().run.output_dir / "base")
+    with pytest.raises(InvalidRequest, match="keep_layers"):
+        prune_layers(model, [0, 7])

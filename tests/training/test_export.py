@@ -1,0 +1,104 @@
+"""GGUF export of a tiny fine-tuned model: llama.cpp loads it and matches HF; the adapter GGUF
+applied at load time equals the merged file; a corrupted export fails the parity gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from tests.training.conftest import TinyConfig
+from training.config import TrainingConfig
+from training.export.parity import ParityGateFailed, enforce, run_gate
+from training.export.pipeline import export_run
+from training.modeling import load_model
+from training.sft import finetune
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingConfig:
+    import shutil
+
+    from tests.training.conftest import _tiny
+
+    config = _tiny(tmp_path_factory.mktemp("export") / "run", optimization={"max_steps": 3})
+    shutil.copytree(tiny_base, config.run.output_dir / "base")
+    finetune(config)
+    export_run(config)
+    return config
+
+
+def _llama_logits(path: Path, ids: list[int], lora: Path | None = None) -> np.ndarray:
+    from llama_cpp import Llama
+
+    llama = Llama(
+        model_path=str(path),
+        lora_path=str(lora) if lora else None,
+        n_ctx=256,
+        logits_all=True,
+        verbose=False,
+        n_threads=2,
+    )
+    llama.eval(ids)
+    return np.array(llama.scores[: len(ids)])
+
+
+def test_exported_gguf_matches_hf_logits(exported: TrainingConfig) -> None:
+    import torch
+
+    out = exported.run.output_dir
+    report = json.loads((out / "parity.json").read_text())["parity"]
+    assert report["passed"] and report["top1_agreement"] == 1.0
+    assert report["perplexity_ratio"] < 1.5
+    ids = [2, 10, 200, 31, 77, 5, 900, 42]
+    hf = load_model(out / "merged")
+    with torch.no_grad():
+        expected = hf(input_ids=torch.tensor([ids])).logits[0].numpy()
+    got = _llama_logits(out / "export" / "model-f16.gguf", ids)
+    np.testing.assert_allclose(got, expected, atol=2e-2)
+    reader = gguf.GGUFReader(out / "export" / "model-q4_k_m.gguf")
+    assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == 1
+    assert reader.fields["general.architecture"].contents() == "gemma3"
+
+
+def test_adapter_gguf_applied_at_load_equals_the_merged_model(exported: TrainingConfig) -> None:
+    export = exported.run.output_dir / "export"
+    ids = [2, 15, 300, 8, 61, 7]
+    merged = _llama_logits(export / "model-f16.gguf", ids)
+    applied = _llama_logits(export / "base-f16.gguf", ids, lora=export / "adapter-lora.gguf")
+    base = _llama_logits(export / "base-f16.gguf", ids)
+    np.testing.assert_allclose(applied, merged, atol=2e-2)
+    assert np.abs(base - merged).max() > 10 * np.abs(applied - merged).max()
+
+
+def test_parity_gate_fails_on_a_corrupted_export(exported: TrainingConfig, tmp_path: Path) -> None:
+    source = exported.run.output_dir / "export" / "model-f16.gguf"
+    corrupted = tmp_path / "corrupted.gguf"
+    corrupted.write_bytes(source.read_bytes())
+    reader = gguf.GGUFReader(corrupted, "r+")  # memory-mapped: edits land in the file
+    tensor = next(t for t in reader.tensors if t.name == "blk.0.attn_v.weight")
+    tensor.data[...] = tensor.data[::-1]  # rows swapped: shapes and metadata stay valid
+    del reader
+    prompts = [[2, *range(20, 60)], [2, *range(300, 330)]]
+    report = run_gate(
+        load_model(exported.run.output_dir / "merged"),
+        corrupted,
+        None,
+        prompts,
+        prompts,
+        None,
+        exported.parity,
+    )
+    assert report.top1_agreement < exported.parity.min_top1_agreement
+    with pytest.raises(ParityGateFailed, match="top-1"):
+        enforce(report)
+
+
+def test_export_without_adapter_is_a_clear_error(tiny_config: TinyConfig) -> None:
+    from raildebug.errors import NotFound
+
+    with pytest.raises(NotFound, match="train finetune"):
+        export_run(tiny_config())

@@ -1,0 +1,1 @@
+"""SFT examples: the shipped rail-debugging set, feedback import, and prompt rendering."""

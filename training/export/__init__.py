@@ -1,0 +1,1 @@
+"""Merge, GGUF writing, llama.cpp quantization and the parity gate."""
