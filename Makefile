@@ -19,7 +19,7 @@ protos: setup
 lint: setup
 	$(VENV)/python protos/generate.py --check
 	$(VENV)/ruff check .
-	$(VENV)/mypy raildebug services tests protos
+	$(VENV)/mypy raildebug services training tests protos benchmarks scripts
 
 test: lint
 	$(VENV)/python -m pytest

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORCHESTRATOR_PORT = 50051
@@ -43,10 +44,46 @@ class ServerSettings(BaseSettings):
     metrics_port: int = Field(
         0, ge=0, description="Prometheus scrape port (/metrics); 0 disables the endpoint."
     )
+    auth_tokens: SecretStr | None = Field(
+        None,
+        description="Accepted bearer tokens, entries separated by ';', each 'CLIENT TOKEN "
+        "[METHOD_PREFIX ...]' (prefixes limit what the token may call). Unset, and no "
+        "auth_tokens_file: no authentication.",
+    )
+    auth_tokens_file: Path | None = Field(
+        None, description="Mounted secret with the same entries, one per line ('#' comments)."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with tls_key_file the port serves TLS only."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; clients must present a certificate it signed (mTLS)."
+    )
+    rate_limit_per_s: float = Field(
+        0.0, ge=0, description="Sustained calls per second per client; 0 disables the limit."
+    )
+    rate_limit_burst: int = Field(
+        20, ge=1, description="Calls a client may make back to back before the rate applies."
+    )
+    rate_limit_redis_url: str = Field(
+        "", description="redis://host:port/db shared by replicas; empty keeps buckets in memory."
+    )
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+class ClientSettings(BaseSettings):
+    """How `raildebug` commands reach a server that requires a token or TLS."""
+
+    model_config = SettingsConfigDict(env_prefix="RAILDEBUG_CLIENT_")
+
+    token: SecretStr | None = Field(None, description="Bearer token sent with every call.")
+    ca_file: Path | None = Field(None, description="PEM CA of the server certificate; enables TLS.")
+    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    key_file: Path | None = Field(None, description="Private key of cert_file.")
 
 
 class InferenceSettings(ServerSettings):
@@ -60,14 +97,27 @@ class InferenceSettings(ServerSettings):
         default_factory=lambda: default_data_dir() / "models",
         description="Where the packaged GGUF is assembled on first use.",
     )
-    n_ctx: int = Field(4096, ge=256, description="Context length to load the model with.")
+    backend: Literal["gguf", "openai"] = Field(
+        "gguf",
+        description="gguf: batch the GGUF in this process; openai: forward to openai_base_url.",
+    )
+    n_ctx: int = Field(
+        8192, ge=256, description="KV cache cells shared by all slots (one request's maximum)."
+    )
     n_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="CPU threads for decoding."
     )
-    n_batch: int = Field(512, ge=1, description="Prompt tokens evaluated per llama_decode call.")
+    n_batch: int = Field(512, ge=1, description="Tokens evaluated per llama_decode step.")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU; -1 means all.")
-    max_queue: int = Field(16, ge=0, description="Requests allowed to wait for the model.")
+    slots: int = Field(4, ge=1, le=256, description="Requests generating at the same time.")
+    max_queue: int = Field(16, ge=0, description="Requests allowed to wait for a slot.")
     default_max_tokens: int = Field(256, ge=1)
+    openai_base_url: str = Field(
+        "", description="OpenAI-compatible endpoint of the openai backend, e.g. http://h:8000/v1."
+    )
+    openai_api_key: SecretStr = Field(SecretStr("unused"), description="Key sent to that endpoint.")
+    openai_model: str = Field("", description="Model name sent to that endpoint.")
+    openai_timeout_s: float = Field(120.0, gt=0, description="Per-request HTTP timeout.")
 
 
 class RetrieverSettings(ServerSettings):
@@ -78,6 +128,9 @@ class RetrieverSettings(ServerSettings):
         default_factory=lambda: default_data_dir() / "store",
         description="LanceDB directory of the embedded store.",
     )
+    max_per_source: int = Field(
+        3, ge=0, le=100, description="Passages per source when a search sets none; 0: no cap."
+    )
 
 
 class OrchestratorSettings(ServerSettings):
@@ -86,8 +139,68 @@ class OrchestratorSettings(ServerSettings):
     port: int = ORCHESTRATOR_PORT
     retriever_address: str = Field(f"127.0.0.1:{RETRIEVER_PORT}")
     inference_address: str = Field(f"127.0.0.1:{INFERENCE_PORT}")
-    prompt_template: str = Field(
-        "rail_fix@1", description="Prompt template id@version from services/orchestrator/prompts."
+    upstream_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the retriever and inference services."
+    )
+    upstream_ca_file: Path | None = Field(
+        None, description="PEM CA that signed the upstreams' certificates; set to use TLS."
+    )
+    upstream_cert_file: Path | None = Field(
+        None, description="Client certificate for upstreams that require mutual TLS."
+    )
+    upstream_key_file: Path | None = Field(None, description="Private key of upstream_cert_file.")
+    analyzer: Literal["gguf", "openai", "dspy"] = Field(
+        "gguf",
+        description="Answer backend: our inference service, an OpenAI-compatible API, or a "
+        "compiled DSPy program.",
+    )
+    openai_base_url: str = Field(
+        "", description="OpenAI-compatible API root (e.g. http://host:8000/v1); empty: OpenAI."
+    )
+    openai_api_key: SecretStr | None = Field(None, description="API key of openai_base_url.")
+    openai_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI API.")
+    dspy_program: str = Field(
+        "", description="Name of the compiled DSPy program version to serve (analyzer=dspy)."
+    )
+    prompt_name: str = Field("rail_fix", description="Prompt served, by registry name.")
+    prompt_label: str = Field(
+        "production", description="Label whose version is served (production, staging, ...)."
+    )
+    prompt_registry_dir: Path = Field(
+        default_factory=lambda: default_data_dir() / "prompts",
+        description="Local prompt registry (versions, labels, audit log); seeded from "
+        "services/orchestrator/prompts on first use.",
+    )
+    experiment_label: str = Field(
+        "", description="Second label A/B-tested against prompt_label; empty: no experiment."
+    )
+    experiment_share: float = Field(
+        0.5, ge=0, le=1, description="Share of sessions/clients served experiment_label."
+    )
+    langfuse_host: str = Field(
+        "", description="Langfuse URL to fetch prompts from; empty uses the local registry only."
+    )
+    langfuse_public_key: str = Field("", description="Langfuse project public key.")
+    langfuse_secret_key: SecretStr | None = Field(None, description="Langfuse secret key.")
+    langfuse_timeout_s: int = Field(
+        2, ge=1, description="Timeout of one Langfuse prompt fetch; then the local one is used."
+    )
+    langfuse_cache_ttl_s: int = Field(
+        60, ge=0, description="How long a fetched Langfuse prompt is served before a refresh."
+    )
+    cache_backend: Literal["none", "memory", "redis"] = Field(
+        "none", description="Response cache for repeated questions."
+    )
+    cache_ttl_s: float = Field(600.0, gt=0, description="How long a cached answer is served.")
+    cache_max_entries: int = Field(1024, ge=1, description="In-memory cache size bound.")
+    cache_redis_url: str = Field("", description="redis://host:port/db for cache_backend=redis.")
+    price_table: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="USD per million (prompt, completion) tokens by model name, as JSON, for the "
+        "estimated cost on traces; models not listed get no estimate.",
+    )
+    search_alpha: float = Field(
+        0.5, ge=0, le=1, description="Vector-leg weight of retrieval (0 keyword only, 1 vector)."
     )
     default_deadline_s: float = Field(120.0, description="Used when the caller sets no deadline.")
     retrieval_share: float = Field(
@@ -97,4 +210,15 @@ class OrchestratorSettings(ServerSettings):
     feedback_db: Path = Field(
         default_factory=lambda: default_data_dir() / "feedback.sqlite3",
         description="SQLite file recording answered requests and their feedback.",
+    )
+
+
+class DspySettings(BaseSettings):
+    """Where compiled DSPy rail-fix programs live (`raildebug dspy`, the `dspy` analyzer)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAILDEBUG_DSPY_")
+
+    programs_dir: Path = Field(
+        default_factory=lambda: default_data_dir() / "dspy-programs",
+        description="Compiled programs, <name>@<version>.json; data/dspy/programs is also read.",
     )

@@ -7,6 +7,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv" >&2
   "$python" -m venv .venv
 fi
+# The orchestrator tests run a real Redis (shared rate limits and response cache).
+command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 stamp=.venv/.raildebug-setup
 fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/build-llama-wheel.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raildebug.cli import ask, health, ingest, serve, up
+from raildebug.cli import ask, dspy_cmd, eval, feedback, health, ingest, prompts, serve, train, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Debug railway control-system software with retrieved, grounded answers.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, up, ingest, ask, health):
+    for module in (serve, up, ingest, ask, health, eval, prompts, feedback, train, dspy_cmd):
         module.register(commands)
     return parser
 

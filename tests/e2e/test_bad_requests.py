@@ -73,7 +73,7 @@ def test_retriever_rejects_bad_searches(
 
 def test_inference_rejects_oversize_prompt_and_bad_sampling(stack: Stack) -> None:
     stub = inference_pb2_grpc.InferenceStub(stack.inference.channel())
-    huge = "interlocking " * 5000
+    huge = "interlocking " * 20_000  # far beyond any configured context
     code, details = _status(
         lambda: stub.Generate(inference_pb2.GenerateRequest(prompt=huge, max_tokens=8), timeout=30)
     )
