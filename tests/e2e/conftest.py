@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,3 +147,50 @@ def stack(start_service: StartService, sample_corpus: Path) -> Stack:
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"ingested sample corpus in {time.monotonic() - started:.1f}s: {result.stdout}")
     return Stack(retriever, inference, orchestrator)
+
+
+@pytest.fixture(scope="session")
+def openai_compatible_server(
+    gemma_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real OpenAI-compatible endpoint (llama-cpp-python's server) serving the packaged Gemma;
+    returns its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gemma_gguf),
+                "--model_alias",
+                "gemma-3-270m",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base_url}/models", timeout=2).read()
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

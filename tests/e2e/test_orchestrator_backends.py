@@ -5,10 +5,6 @@ between two registry labels, and Langfuse configured but unreachable."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,44 +25,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def openai_server(gemma_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(gemma_gguf),
-                "--model_alias",
-                "gemma-3-270m",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "4096",
-                "--n_threads",
-                "2",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base_url}/models", timeout=1).read()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()[-3000:]
-                time.sleep(0.5)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def openai_server(openai_compatible_server: str) -> str:
+    return openai_compatible_server
 
 
 @pytest.fixture(scope="module")
