@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raildebug.v1 import common_pb2 as raildebug_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craildebug/v1/retriever.proto\x12\x0craildebug.v1\x1a\x19raildebug/v1/common.proto\"\xce\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x12\n\x05\x61lpha\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12(\n\x06\x66usion\x18\x04 \x01(\x0e\x32\x18.raildebug.v1.FusionType\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.raildebug.v1.PassageFilter\x12\x1b\n\x0emax_per_source\x18\x06 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_alphaB\x11\n\x0f_max_per_source\"\x85\x03\n\x07Passage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x12\n\nline_start\x18\x04 \x01(\r\x12\x10\n\x08line_end\x18\x05 \x01(\r\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x10\n\x08language\x18\x07 \x01(\t\x12\r\n\x05title\x18\x08 \x01(\t\x12\x15\n\rkeyword_score\x18\t \x01(\x02\x12\x14\n\x0cvector_score\x18\n \x01(\x02\x12\x13\n\x0b\x66used_score\x18\x0b \x01(\x02\x12\x35\n\x08metadata\x18\x0c \x03(\x0b\x32#.raildebug.v1.Passage.MetadataEntry\x12\x15\n\rexact_matches\x18\r \x03(\t\x12\x0e\n\x06pinned\x18\x0e \x01(\x08\x12\x19\n\x0crerank_score\x18\x0f \x01(\x02H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_rerank_score\"q\n\x0eSearchResponse\x12\'\n\x08passages\x18\x01 \x03(\x0b\x32\x15.raildebug.v1.Passage\x12\x16\n\x0estore_passages\x18\x02 \x01(\x04\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\r\n\x05\x61lpha\x18\x04 \x01(\x02\"\xc0\x01\n\x0eIngestDocument\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12<\n\x08metadata\x18\x05 \x03(\x0b\x32*.raildebug.v1.IngestDocument.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0bIngestError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"6\n\x11\x44uplicateDocument\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\tstored_as\x18\x02 \x01(\t\"\xdb\x01\n\rIngestSummary\x12\x1a\n\x12\x64ocuments_received\x18\x01 \x01(\r\x12\x19\n\x11\x64ocuments_written\x18\x02 \x01(\r\x12\x1b\n\x13\x64ocuments_unchanged\x18\x03 \x01(\r\x12\x16\n\x0e\x63hunks_written\x18\x04 \x01(\r\x12)\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x19.raildebug.v1.IngestError\x12\x33\n\nduplicates\x18\x06 \x03(\x0b\x32\x1f.raildebug.v1.DuplicateDocument\"%\n\x13\x44\x65leteSourceRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"0\n\x14\x44\x65leteSourceResponse\x12\x18\n\x10passages_deleted\x18\x01 \x01(\r\"\x0e\n\x0cStatsRequest\"\xf5\x01\n\rStatsResponse\x12\x10\n\x08passages\x18\x01 \x01(\x04\x12\x0f\n\x07sources\x18\x02 \x01(\x04\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12\x15\n\rembedding_dim\x18\x04 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12I\n\x10passages_by_kind\x18\x06 \x03(\x0b\x32/.raildebug.v1.StatsResponse.PassagesByKindEntry\x1a\x35\n\x13PassagesByKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*a\n\nFusionType\x12\x1b\n\x17\x46USION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46USION_TYPE_RELATIVE_SCORE\x10\x01\x12\x16\n\x12\x46USION_TYPE_RANKED\x10\x02\x32\xb0\x02\n\tRetriever\x12\x43\n\x06Search\x12\x1b.raildebug.v1.SearchRequest\x1a\x1c.raildebug.v1.SearchResponse\x12\x45\n\x06Ingest\x12\x1c.raildebug.v1.IngestDocument\x1a\x1b.raildebug.v1.IngestSummary(\x01\x12U\n\x0c\x44\x65leteSource\x12!.raildebug.v1.DeleteSourceRequest\x1a\".raildebug.v1.DeleteSourceResponse\x12@\n\x05Stats\x12\x1a.raildebug.v1.StatsRequest\x1a\x1b.raildebug.v1.StatsResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craildebug/v1/retriever.proto\x12\x0craildebug.v1\x1a\x19raildebug/v1/common.proto\"\xce\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x12\n\x05\x61lpha\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12(\n\x06\x66usion\x18\x04 \x01(\x0e\x32\x18.raildebug.v1.FusionType\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.raildebug.v1.PassageFilter\x12\x1b\n\x0emax_per_source\x18\x06 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_alphaB\x11\n\x0f_max_per_source\"\x85\x03\n\x07Passage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x12\n\nline_start\x18\x04 \x01(\r\x12\x10\n\x08line_end\x18\x05 \x01(\r\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x10\n\x08language\x18\x07 \x01(\t\x12\r\n\x05title\x18\x08 \x01(\t\x12\x15\n\rkeyword_score\x18\t \x01(\x02\x12\x14\n\x0cvector_score\x18\n \x01(\x02\x12\x13\n\x0b\x66used_score\x18\x0b \x01(\x02\x12\x35\n\x08metadata\x18\x0c \x03(\x0b\x32#.raildebug.v1.Passage.MetadataEntry\x12\x15\n\rexact_matches\x18\r \x03(\t\x12\x0e\n\x06pinned\x18\x0e \x01(\x08\x12\x19\n\x0crerank_score\x18\x0f \x01(\x02H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_rerank_score\"q\n\x0eSearchResponse\x12\'\n\x08passages\x18\x01 \x03(\x0b\x32\x15.raildebug.v1.Passage\x12\x16\n\x0estore_passages\x18\x02 \x01(\x04\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\r\n\x05\x61lpha\x18\x04 \x01(\x02\"\xcf\x01\n\x0eIngestDocument\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12<\n\x08metadata\x18\x05 \x03(\x0b\x32*.raildebug.v1.IngestDocument.MetadataEntry\x12\r\n\x05title\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0bIngestError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"6\n\x11\x44uplicateDocument\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\tstored_as\x18\x02 \x01(\t\"\xdb\x01\n\rIngestSummary\x12\x1a\n\x12\x64ocuments_received\x18\x01 \x01(\r\x12\x19\n\x11\x64ocuments_written\x18\x02 \x01(\r\x12\x1b\n\x13\x64ocuments_unchanged\x18\x03 \x01(\r\x12\x16\n\x0e\x63hunks_written\x18\x04 \x01(\r\x12)\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x19.raildebug.v1.IngestError\x12\x33\n\nduplicates\x18\x06 \x03(\x0b\x32\x1f.raildebug.v1.DuplicateDocument\"%\n\x13\x44\x65leteSourceRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"0\n\x14\x44\x65leteSourceResponse\x12\x18\n\x10passages_deleted\x18\x01 \x01(\r\"\x0e\n\x0cStatsRequest\"\xf5\x01\n\rStatsResponse\x12\x10\n\x08passages\x18\x01 \x01(\x04\x12\x0f\n\x07sources\x18\x02 \x01(\x04\x12\x17\n\x0f\x65mbedding_model\x18\x03 \x01(\t\x12\x15\n\rembedding_dim\x18\x04 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12I\n\x10passages_by_kind\x18\x06 \x03(\x0b\x32/.raildebug.v1.StatsResponse.PassagesByKindEntry\x1a\x35\n\x13PassagesByKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01*a\n\nFusionType\x12\x1b\n\x17\x46USION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46USION_TYPE_RELATIVE_SCORE\x10\x01\x12\x16\n\x12\x46USION_TYPE_RANKED\x10\x02\x32\xb0\x02\n\tRetriever\x12\x43\n\x06Search\x12\x1b.raildebug.v1.SearchRequest\x1a\x1c.raildebug.v1.SearchResponse\x12\x45\n\x06Ingest\x12\x1c.raildebug.v1.IngestDocument\x1a\x1b.raildebug.v1.IngestSummary(\x01\x12U\n\x0c\x44\x65leteSource\x12!.raildebug.v1.DeleteSourceRequest\x1a\".raildebug.v1.DeleteSourceResponse\x12@\n\x05Stats\x12\x1a.raildebug.v1.StatsRequest\x1a\x1b.raildebug.v1.StatsResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTDOCUMENT_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._loaded_options = None
   _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._serialized_options = b'8\001'
-  _globals['_FUSIONTYPE']._serialized_start=1663
-  _globals['_FUSIONTYPE']._serialized_end=1760
+  _globals['_FUSIONTYPE']._serialized_start=1678
+  _globals['_FUSIONTYPE']._serialized_end=1775
   _globals['_SEARCHREQUEST']._serialized_start=74
   _globals['_SEARCHREQUEST']._serialized_end=280
   _globals['_PASSAGE']._serialized_start=283
@@ -50,25 +50,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHRESPONSE']._serialized_start=674
   _globals['_SEARCHRESPONSE']._serialized_end=787
   _globals['_INGESTDOCUMENT']._serialized_start=790
-  _globals['_INGESTDOCUMENT']._serialized_end=982
+  _globals['_INGESTDOCUMENT']._serialized_end=997
   _globals['_INGESTDOCUMENT_METADATAENTRY']._serialized_start=608
   _globals['_INGESTDOCUMENT_METADATAENTRY']._serialized_end=655
-  _globals['_INGESTERROR']._serialized_start=984
-  _globals['_INGESTERROR']._serialized_end=1030
-  _globals['_DUPLICATEDOCUMENT']._serialized_start=1032
-  _globals['_DUPLICATEDOCUMENT']._serialized_end=1086
-  _globals['_INGESTSUMMARY']._serialized_start=1089
-  _globals['_INGESTSUMMARY']._serialized_end=1308
-  _globals['_DELETESOURCEREQUEST']._serialized_start=1310
-  _globals['_DELETESOURCEREQUEST']._serialized_end=1347
-  _globals['_DELETESOURCERESPONSE']._serialized_start=1349
-  _globals['_DELETESOURCERESPONSE']._serialized_end=1397
-  _globals['_STATSREQUEST']._serialized_start=1399
-  _globals['_STATSREQUEST']._serialized_end=1413
-  _globals['_STATSRESPONSE']._serialized_start=1416
-  _globals['_STATSRESPONSE']._serialized_end=1661
-  _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._serialized_start=1608
-  _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._serialized_end=1661
-  _globals['_RETRIEVER']._serialized_start=1763
-  _globals['_RETRIEVER']._serialized_end=2067
+  _globals['_INGESTERROR']._serialized_start=999
+  _globals['_INGESTERROR']._serialized_end=1045
+  _globals['_DUPLICATEDOCUMENT']._serialized_start=1047
+  _globals['_DUPLICATEDOCUMENT']._serialized_end=1101
+  _globals['_INGESTSUMMARY']._serialized_start=1104
+  _globals['_INGESTSUMMARY']._serialized_end=1323
+  _globals['_DELETESOURCEREQUEST']._serialized_start=1325
+  _globals['_DELETESOURCEREQUEST']._serialized_end=1362
+  _globals['_DELETESOURCERESPONSE']._serialized_start=1364
+  _globals['_DELETESOURCERESPONSE']._serialized_end=1412
+  _globals['_STATSREQUEST']._serialized_start=1414
+  _globals['_STATSREQUEST']._serialized_end=1428
+  _globals['_STATSRESPONSE']._serialized_start=1431
+  _globals['_STATSRESPONSE']._serialized_end=1676
+  _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._serialized_start=1623
+  _globals['_STATSRESPONSE_PASSAGESBYKINDENTRY']._serialized_end=1676
+  _globals['_RETRIEVER']._serialized_start=1778
+  _globals['_RETRIEVER']._serialized_end=2082
 # @@protoc_insertion_point(module_scope)

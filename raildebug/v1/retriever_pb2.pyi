@@ -273,6 +273,7 @@ class IngestDocument(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """Path relative to the ingest root; the identity of the source. Required."""
     content: _builtins.str
@@ -281,6 +282,10 @@ class IngestDocument(_message.Message):
     """"doc", "code" or "text". Empty: inferred from the file extension."""
     language: _builtins.str
     """Language. Empty: inferred from the file extension."""
+    title: _builtins.str
+    """The document's own title (a passage or manual title). Chunks without a heading of their own
+    carry it, so a body chunk is never searched without its subject. Empty: none.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """User metadata stored with every chunk (e.g. {"subsystem": "points", "version": "4.3"})."""
@@ -293,10 +298,11 @@ class IngestDocument(_message.Message):
         kind: _builtins.str = ...,
         language: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "kind", b"kind", "language", b"language", "metadata", b"metadata", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "kind", b"kind", "language", b"language", "metadata", b"metadata", "source", b"source", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

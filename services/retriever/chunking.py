@@ -22,7 +22,7 @@ from services.retriever.models import Chunk, SourceDocument
 from services.retriever.sources import KIND_CODE, KIND_DOC, PAGE_BREAK, resolve_kind_language
 
 # Bump when chunk boundaries change, so that re-ingesting unchanged files rewrites them.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://raildebug.invalid/retriever/chunk")
 
 DOC_MAX_CHARS = 1200
@@ -89,7 +89,7 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
                 line_end=end,
                 kind=kind,
                 language=language,
-                title=span.title,
+                title=span.title or doc.title.strip(),
                 metadata=dict(doc.metadata),
             )
         )

@@ -95,19 +95,18 @@ def _read_jsonl(path: Path, what: str, required: Sequence[str]) -> list[dict[str
 
 
 def passage_document(row: dict[str, Any]) -> SourceDocument:
-    """A corpus passage as a document: its id is the source, its title heads the text."""
+    """A corpus passage as a document: its id is the source; every chunk carries its title."""
     original = str(row.get("source", ""))
     suffix = Path(original).suffix.lower()
     kind, language = EXTENSIONS.get(suffix, (KIND_TEXT, "text"))
     if row.get("kind") != "code" or kind != KIND_CODE:
         kind, language = KIND_TEXT, "text"
-    title = str(row.get("title", "")).strip()
-    text = str(row["text"])
     return SourceDocument(
         source=str(row["id"]),
-        content=f"{title}\n\n{text}" if title else text,
+        content=str(row["text"]),
         kind=kind,
         language=language,
+        title=str(row.get("title", "")).strip(),
     )
 
 

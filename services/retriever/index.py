@@ -120,8 +120,8 @@ class RetrievalIndex:
     def fingerprint(self, doc: SourceDocument) -> str:
         """Hash of everything that shapes a document's rows, to skip unchanged re-ingests.
 
-        Besides the content it covers kind, language, metadata, the chunker version and the
-        embedding model, so changing any of them rewrites the document.
+        Besides the content it covers kind, language, metadata, title, the chunker version and
+        the embedding model, so changing any of them rewrites the document.
         """
         kind, language = resolve_kind_language(doc)
         header = json.dumps(
@@ -131,6 +131,7 @@ class RetrievalIndex:
                 "kind": kind,
                 "language": language,
                 "metadata": dict(sorted(doc.metadata.items())),
+                "title": doc.title,
             },
             sort_keys=True,
         )

@@ -37,6 +37,9 @@ class SourceDocument:
     kind: str = ""  # "doc" | "code" | "text"; empty: inferred from the extension
     language: str = ""  # empty: inferred from the extension
     metadata: dict[str, str] = field(default_factory=dict)
+    # The document's own title (a passage title, a PDF's name): chunks without a heading of
+    # their own carry it, so a body chunk is never embedded or matched without its subject.
+    title: str = ""
 
 
 @dataclass(frozen=True)

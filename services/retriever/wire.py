@@ -89,6 +89,7 @@ def document_from_wire(message: retriever_pb2.IngestDocument) -> SourceDocument:
         kind=message.kind,
         language=message.language,
         metadata=dict(message.metadata),
+        title=message.title,
     )
 
 
@@ -99,6 +100,7 @@ def document_to_wire(document: SourceDocument) -> retriever_pb2.IngestDocument:
         kind=document.kind,
         language=document.language,
         metadata=document.metadata,
+        title=document.title,
     )
 
 

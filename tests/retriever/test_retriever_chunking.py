@@ -176,6 +176,17 @@ def test_text_is_chunked_in_line_windows() -> None:
     assert chunks[-1].line_end == 60
 
 
+def test_document_title_heads_every_chunk_without_a_heading_of_its_own() -> None:
+    body = "\n\n".join(f"Paragraph {i}: the RBC hands over supervision. " * 8 for i in range(12))
+    doc = SourceDocument("p0521", body, title="SUBSET-026-5 Procedures: RBC/RBC Handover")
+    chunks = chunk_document(doc)
+    assert len(chunks) > 1
+    assert {c.title for c in chunks} == {"SUBSET-026-5 Procedures: RBC/RBC Handover"}
+    assert_exact_lines(doc, chunks)  # the title is carried, never inserted into the text
+    sections = chunk_document(SourceDocument("docs/a.md", "# Points\n\nE73-B\n", title="Manual"))
+    assert [c.title for c in sections] == ["Points"]
+
+
 @pytest.mark.parametrize("content", ["", "   \n\n\t\n"])
 def test_empty_document_is_rejected(content: str) -> None:
     with pytest.raises(InvalidRequest, match="empty document"):

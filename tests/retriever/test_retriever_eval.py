@@ -69,7 +69,7 @@ def test_passages_keep_their_ids_and_code_stays_code() -> None:
          "kind": "code"}
     )  # fmt: skip
     assert (code.source, code.kind, code.language) == ("p7", "code", "c")
-    assert code.content.startswith("crc.c: crc16()\n\n")
+    assert (code.title, code.content) == ("crc.c: crc16()", "int crc16(void) {}")
     spec = passage_document({"id": "p8", "text": "Packet 5", "source": "x.doc", "kind": "spec"})
     assert (spec.kind, spec.language, spec.content) == ("text", "text", "Packet 5")
 

@@ -11,8 +11,15 @@ from services.retriever.models import (
     IngestReport,
     ScoredPassage,
     SearchResult,
+    SourceDocument,
 )
-from services.retriever.wire import query_from_wire, report_to_wire, search_result_to_wire
+from services.retriever.wire import (
+    document_from_wire,
+    document_to_wire,
+    query_from_wire,
+    report_to_wire,
+    search_result_to_wire,
+)
 
 
 def test_cap_is_unset_zero_or_a_number_on_the_wire() -> None:
@@ -46,3 +53,10 @@ def test_ingest_summary_lists_duplicates() -> None:
     report.duplicates.append(DuplicateDocument("vendor/a.md", "docs/a.md"))
     summary = report_to_wire(report)
     assert [(d.source, d.stored_as) for d in summary.duplicates] == [("vendor/a.md", "docs/a.md")]
+
+
+def test_ingest_document_round_trips_with_its_title() -> None:
+    document = SourceDocument(
+        "p0521", "The accepting RBC takes over.", "text", "text", {"subsystem": "rbc"}, "Handover"
+    )
+    assert document_from_wire(document_to_wire(document)) == document
