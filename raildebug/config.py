@@ -97,6 +97,12 @@ class InferenceSettings(ServerSettings):
         default_factory=lambda: default_data_dir() / "models",
         description="Where the packaged GGUF is assembled on first use.",
     )
+    lora_path: Path | None = Field(
+        None,
+        description="GGUF LoRA adapter applied on top of the model at load time "
+        "(e.g. a fine-tune's export/adapter-lora.gguf over the packaged Q4_K_M base).",
+    )
+    lora_scale: float = Field(1.0, ge=0, description="Strength of the LoRA adapter.")
     backend: Literal["gguf", "openai"] = Field(
         "gguf",
         description="gguf: batch the GGUF in this process; openai: forward to openai_base_url.",

@@ -59,13 +59,15 @@ class LlamaEngine:
         slots: int = 4,
         max_queue: int = 16,
         default_max_tokens: int = 256,
+        lora_path: Path | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
         self._model_path = model_path
         self._n_gpu_layers = n_gpu_layers
         self._n_threads = n_threads
         self._max_queue = max_queue
         self._default_max_tokens = default_max_tokens
-        self._model = NativeModel(model_path, n_gpu_layers)
+        self._model = NativeModel(model_path, n_gpu_layers, lora_path, lora_scale)
         step_tokens = max(n_batch, slots)  # every running sequence decodes in every step
         self._context = NativeContext(
             self._model, n_ctx=n_ctx, n_batch=step_tokens, n_seq_max=slots, n_threads=n_threads
@@ -74,6 +76,8 @@ class LlamaEngine:
         self._slots = SlotTable(slots, self._context.n_ctx)
         self._architecture = self._model.meta("general.architecture") or "unknown"
         self._name = self._model.meta("general.name") or model_path.stem
+        if lora_path is not None:
+            self._name += f" + {lora_path.name}"
         self._chat_template = self._model.meta("tokenizer.chat_template")
         self._bos_text = self._model.special_text(self._model.bos)
         self._eos_text = self._model.special_text(self._model.eos)
@@ -87,6 +91,7 @@ class LlamaEngine:
             "model loaded",
             model=self._name,
             path=str(model_path),
+            lora=str(lora_path) if lora_path is not None else None,
             n_ctx=self._context.n_ctx,
             slots=slots,
             n_threads=n_threads,

@@ -20,9 +20,16 @@ _PIECE_BUFFER = 256
 
 
 class NativeModel:
-    """A loaded GGUF: weights, vocabulary, metadata."""
+    """A loaded GGUF: weights, vocabulary, metadata, and optionally a LoRA adapter.
 
-    def __init__(self, path: Path, n_gpu_layers: int) -> None:
+    The adapter (a GGUF LoRA, e.g. `raildebug train export`'s adapter-lora.gguf) stays in its
+    own precision on top of the base weights: a quantized base keeps the whole fine-tune, which
+    re-quantizing merged weights onto the base's own grid would partly erase.
+    """
+
+    def __init__(
+        self, path: Path, n_gpu_layers: int, lora_path: Path | None = None, lora_scale: float = 1.0
+    ) -> None:
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 2**31 - 1 if n_gpu_layers < 0 else n_gpu_layers
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
@@ -32,6 +39,17 @@ class NativeModel:
         self.vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self.n_layers = int(llama_cpp.llama_model_n_layer(model))
+        self.lora: llama_cpp.llama_adapter_lora_p | None = None
+        self.lora_scale = lora_scale
+        if lora_path is not None:
+            adapter = llama_cpp.llama_adapter_lora_init(model, str(lora_path).encode())
+            if not adapter:
+                self.close()
+                raise ValueError(
+                    f"llama.cpp could not load the LoRA adapter {lora_path} onto {path}; is it "
+                    "a GGUF LoRA made for this base model?"
+                )
+            self.lora = adapter
 
     def meta(self, key: str) -> str:
         size = 4096
@@ -78,6 +96,9 @@ class NativeModel:
         return int(llama_cpp.llama_vocab_eos(self.vocab))
 
     def close(self) -> None:
+        if self.lora is not None:
+            llama_cpp.llama_adapter_lora_free(self.lora)
+            self.lora = None
         if self.model is not None:
             llama_cpp.llama_model_free(self.model)
             self.model = None
@@ -107,6 +128,13 @@ class NativeContext:
         if not ctx:
             raise ValueError(f"llama.cpp could not create a context of {n_ctx} cells")
         self.ctx = ctx
+        if model.lora is not None:
+            pointer = ctypes.cast(model.lora, llama_cpp.llama_adapter_lora_p_ctypes)
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(pointer)
+            scales = (ctypes.c_float * 1)(model.lora_scale)
+            if llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, scales):
+                self.close()
+                raise ValueError("llama.cpp could not apply the LoRA adapter to the context")
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
 

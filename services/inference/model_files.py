@@ -25,3 +25,13 @@ def resolve_model_path(model_path: Path | None, cache_dir: Path) -> Path:
         log.info("assembling packaged model", path=str(target))
     # assemble() verifies the checksum of an existing file and rebuilds nothing if it matches.
     return Path(packaged_gemma.assemble(target))
+
+
+def check_lora_path(lora_path: Path | None) -> Path | None:
+    """The adapter file to apply, or None; a configured path that is missing is an error."""
+    if lora_path is not None and not lora_path.is_file():
+        raise NotFound(
+            f"LoRA adapter {lora_path} does not exist; set RAILDEBUG_INFERENCE_LORA_PATH to a GGUF "
+            "LoRA adapter (raildebug train export writes export/adapter-lora.gguf), or unset it"
+        )
+    return lora_path

@@ -13,7 +13,7 @@ from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
 from services.inference.backend import GenerationBackend
 from services.inference.engine import LlamaEngine
-from services.inference.model_files import resolve_model_path
+from services.inference.model_files import check_lora_path, resolve_model_path
 from services.inference.models import GenerationOutcome
 from services.inference.openai_backend import OpenAIBackend
 from services.inference.wire import info_to_wire, outcome_to_wire, request_from_wire
@@ -78,4 +78,6 @@ def load_backend(settings: InferenceSettings) -> GenerationBackend:
         slots=settings.slots,
         max_queue=settings.max_queue,
         default_max_tokens=settings.default_max_tokens,
+        lora_path=check_lora_path(settings.lora_path),
+        lora_scale=settings.lora_scale,
     )
