@@ -183,7 +183,10 @@ class ParitySection(Section):
         0.99, ge=0, le=1, description="Float GGUF vs merged HF: share of equal top-1 tokens."
     )
     max_perplexity_ratio: float = Field(
-        1.05, ge=1, description="Q4_K_M perplexity on held-out text over the float GGUF's."
+        1.05,
+        ge=1,
+        description="Each quantized deliverable's perplexity on held-out answers over the "
+        "float GGUF's.",
     )
     check_serving: bool = Field(
         True, description="Load the fine-tuned GGUF in LlamaEngine and check the answer format."

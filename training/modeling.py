@@ -126,6 +126,11 @@ def _tiny_vocab(config: TrainingConfig, target: Path) -> Path:
     return target
 
 
+def quantized_base_gguf(config: TrainingConfig) -> Path | None:
+    """The GGUF the base was dequantized from (model.source gguf), or None."""
+    return _gguf_path(config) if config.model.source == "gguf" else None
+
+
 def _gguf_path(config: TrainingConfig) -> Path:
     return Path(config.model.path) if config.model.path else packaged_gguf()
 

@@ -12,7 +12,14 @@ import pytest
 
 from tests.training.conftest import TinyConfig
 from training.config import TrainingConfig
-from training.export.parity import ParityGateFailed, enforce, run_gate
+from training.export.parity import (
+    Deliverable,
+    HeldoutText,
+    ParityGateFailed,
+    enforce,
+    perplexity,
+    run_gate,
+)
 from training.export.pipeline import export_run
 from training.modeling import load_model
 from training.sft import finetune
@@ -52,7 +59,8 @@ def test_exported_gguf_matches_hf_logits(exported: TrainingConfig) -> None:
     out = exported.run.output_dir
     report = json.loads((out / "parity.json").read_text())["parity"]
     assert report["passed"] and report["top1_agreement"] == 1.0
-    assert report["perplexity_ratio"] < 1.5
+    assert set(report["perplexity_ratio"]) == {"Q8_0", "Q4_K_M"}
+    assert all(ratio < 1.5 for ratio in report["perplexity_ratio"].values())
     ids = [2, 10, 200, 31, 77, 5, 900, 42]
     hf = load_model(out / "merged")
     with torch.no_grad():
@@ -86,9 +94,9 @@ def test_parity_gate_fails_on_a_corrupted_export(exported: TrainingConfig, tmp_p
     report = run_gate(
         load_model(exported.run.output_dir / "merged"),
         corrupted,
-        None,
+        [],
         prompts,
-        prompts,
+        [],
         None,
         exported.parity,
     )
@@ -102,3 +110,86 @@ def test_export_without_adapter_is_a_clear_error(tiny_config: TinyConfig) -> Non
 
     with pytest.raises(NotFound, match="train finetune"):
         export_run(tiny_config())
+
+
+def test_perplexity_counts_answer_tokens_only(exported: TrainingConfig) -> None:
+    from llama_cpp import Llama
+
+    llama = Llama(
+        model_path=str(exported.run.output_dir / "export" / "model-f16.gguf"),
+        n_ctx=128,
+        logits_all=True,
+        verbose=False,
+        n_threads=2,
+    )
+    ids = [2, *range(40, 70)]
+    whole = perplexity(llama, [HeldoutText(ids, 1)])
+    tail = perplexity(llama, [HeldoutText(ids, 20)])
+    assert whole != pytest.approx(tail, rel=1e-3)
+    assert perplexity(llama, [HeldoutText(ids[:10] + ids[20:], 10)]) != pytest.approx(tail)
+
+
+def test_gate_tells_a_base_with_its_adapter_from_the_base_alone(
+    exported: TrainingConfig,
+) -> None:
+    """The adapter deliverable is measured with the adapter applied; without it the answers'
+    perplexity moves, which is what a quantization that erases the update looks like."""
+    export = exported.run.output_dir / "export"
+    texts = [HeldoutText([2, *range(100, 140)], 25), HeldoutText([2, *range(500, 530)], 12)]
+    report = run_gate(
+        load_model(exported.run.output_dir / "merged"),
+        export / "model-f16.gguf",
+        [
+            Deliverable("base alone", export / "base-f16.gguf"),
+            Deliverable("base + adapter", export / "base-f16.gguf", export / "adapter-lora.gguf"),
+        ],
+        [texts[0].ids],
+        texts,
+        None,
+        exported.parity,
+    )
+    with_adapter = report.perplexity_ratio["base + adapter"]
+    assert with_adapter == pytest.approx(1.0, abs=1e-3)
+    assert abs(report.perplexity_ratio["base alone"] - 1.0) > 10 * abs(with_adapter - 1.0)
+
+
+def test_inference_engine_applies_the_adapter_like_the_merged_model(
+    exported: TrainingConfig,
+) -> None:
+    """The serving path (llama_native, as LlamaEngine builds it) with lora_path set."""
+    import llama_cpp
+
+    from services.inference.llama_native import NativeContext, NativeModel, TokenBatch
+
+    export = exported.run.output_dir / "export"
+    ids = [2, 15, 300, 8, 61, 7]
+
+    def last_logits(model_path: Path, lora: Path | None = None) -> np.ndarray:
+        model = NativeModel(model_path, 0, lora)
+        context = NativeContext(model, n_ctx=64, n_batch=16, n_seq_max=1, n_threads=2)
+        batch = TokenBatch(16)
+        try:
+            for pos, token in enumerate(ids):
+                batch.add(token, pos, 0, pos == len(ids) - 1)
+            assert context.decode(batch) == 0
+            row = llama_cpp.llama_get_logits_ith(context.ctx, len(ids) - 1)
+            return np.ctypeslib.as_array(row, shape=(model.n_vocab,)).copy()
+        finally:
+            batch.close()
+            context.close()
+            model.close()
+
+    merged = last_logits(export / "model-f16.gguf")
+    applied = last_logits(export / "base-f16.gguf", export / "adapter-lora.gguf")
+    base = last_logits(export / "base-f16.gguf")
+    np.testing.assert_allclose(applied, merged, atol=2e-2)
+    assert np.abs(base - merged).max() > 10 * np.abs(applied - merged).max()
+
+
+def test_missing_adapter_file_is_a_clear_error(tmp_path: Path) -> None:
+    from raildebug.errors import NotFound
+    from services.inference.model_files import check_lora_path
+
+    assert check_lora_path(None) is None
+    with pytest.raises(NotFound, match="RAILDEBUG_INFERENCE_LORA_PATH"):
+        check_lora_path(tmp_path / "adapter-lora.gguf")

@@ -2,8 +2,12 @@
 
 1. The float GGUF's top-1 next token equals the merged HF model's at >= min_top1_agreement of
    positions over a fixed prompt set (catches wrong tensor names, norms, layouts, tokenizers).
-2. The Q4_K_M file's perplexity on held-out text is <= max_perplexity_ratio x the float file's.
-3. The fine-tuned GGUF loads in the inference service's engine and answers in the trained format.
+2. Every quantized deliverable (a merged quantized GGUF, or a quantized base with the LoRA
+   adapter applied at load time) has a perplexity on the held-out *answers* <= max_perplexity_ratio
+   x the float file's. Answers, not whole texts: the prompts are mostly retrieved passages the
+   fine-tune never targeted, and their perplexity can hide a quantization that erased the update.
+3. The served deliverable loads in the inference service's engine and answers in the trained
+   format.
 """
 
 from __future__ import annotations
@@ -24,14 +28,33 @@ class ParityGateFailed(RailDebugError):
     """An exported file does not behave like the model it was exported from."""
 
 
+@dataclass(frozen=True)
+class Deliverable:
+    """One quantized way to serve the fine-tune: a GGUF, optionally with a LoRA adapter."""
+
+    label: str
+    model: Path
+    lora: Path | None = None
+
+
+@dataclass(frozen=True)
+class HeldoutText:
+    """A held-out example's tokens; perplexity counts the tokens from answer_start on."""
+
+    ids: list[int]
+    answer_start: int
+
+
 @dataclass
 class GateReport:
     top1_agreement: float = 0.0
     positions: int = 0
     max_abs_logit_diff: float = 0.0
+    answer_tokens: int = 0
     perplexity_float: float | None = None
-    perplexity_quantized: float | None = None
-    perplexity_ratio: float | None = None
+    perplexity: dict[str, float] = field(default_factory=dict)
+    perplexity_ratio: dict[str, float] = field(default_factory=dict)
+    served: str | None = None
     serving_answer: str | None = None
     serving_ok: bool | None = None
     failures: list[str] = field(default_factory=list)
@@ -47,15 +70,18 @@ class GateReport:
 def run_gate(
     hf_model: Any,
     float_gguf: Path,
-    quantized_gguf: Path | None,
+    deliverables: list[Deliverable],
     prompts: list[list[int]],
-    heldout: list[list[int]],
+    heldout: list[HeldoutText],
     serving_prompt: str | None,
     settings: ParitySection,
 ) -> GateReport:
-    """Check every condition, then raise ParityGateFailed listing all that failed."""
+    """Check every condition, then raise ParityGateFailed listing all that failed.
+
+    The last deliverable is the one the serving check runs (the smallest to serve).
+    """
     report = GateReport()
-    context = max(len(t) for t in [*prompts, *heldout]) + 8
+    context = max(len(t) for t in [*prompts, *(h.ids for h in heldout)]) + 8
     float_llama = _llama(float_gguf, context)
     agree = total = 0
     worst = 0.0
@@ -72,24 +98,31 @@ def run_gate(
             f"{report.top1_agreement:.2%} of {total} positions "
             f"(< {settings.min_top1_agreement:.0%})"
         )
-    if quantized_gguf is not None:
-        report.perplexity_float = perplexity(float_llama, heldout)
-        report.perplexity_quantized = perplexity(_llama(quantized_gguf, context), heldout)
-        report.perplexity_ratio = report.perplexity_quantized / report.perplexity_float
-        if report.perplexity_ratio > settings.max_perplexity_ratio:
-            report.failures.append(
-                f"{quantized_gguf.name} perplexity {report.perplexity_quantized:.3f} is "
-                f"{report.perplexity_ratio:.3f}x the float file's {report.perplexity_float:.3f} "
-                f"(> {settings.max_perplexity_ratio}x)"
-            )
+    if deliverables and heldout:
+        report.answer_tokens = sum(len(h.ids) - h.answer_start for h in heldout)
+        reference_ppl = perplexity(float_llama, heldout)
+        report.perplexity_float = reference_ppl
+        for item in deliverables:
+            value = perplexity(_llama(item.model, context, item.lora), heldout)
+            ratio = value / reference_ppl
+            report.perplexity[item.label], report.perplexity_ratio[item.label] = value, ratio
+            if ratio > settings.max_perplexity_ratio:
+                report.failures.append(
+                    f"{item.label}: answer perplexity {value:.3f} is {ratio:.3f}x the float "
+                    f"file's {reference_ppl:.3f} (> {settings.max_perplexity_ratio}x): "
+                    "quantization changed what the model answers"
+                )
     del float_llama
     if settings.check_serving and serving_prompt is not None:
-        served = quantized_gguf or float_gguf
-        report.serving_answer = serve_once(served, serving_prompt, settings.serving_max_tokens)
+        served = deliverables[-1] if deliverables else Deliverable(float_gguf.name, float_gguf)
+        report.served = served.label
+        report.serving_answer = serve_once(
+            served.model, serving_prompt, settings.serving_max_tokens, served.lora
+        )
         report.serving_ok = re.search(settings.answer_format, report.serving_answer) is not None
         if not report.serving_ok:
             report.failures.append(
-                f"{served.name} served by LlamaEngine answered {report.serving_answer[:120]!r}, "
+                f"{served.label} served by LlamaEngine answered {report.serving_answer[:120]!r}, "
                 f"which does not match the trained format {settings.answer_format!r}"
             )
     return report
@@ -100,25 +133,30 @@ def enforce(report: GateReport) -> None:
         raise ParityGateFailed("parity gate failed: " + "; ".join(report.failures))
 
 
-def perplexity(llama: Any, sequences: list[list[int]]) -> float:
+def perplexity(llama: Any, texts: list[HeldoutText]) -> float:
+    """exp(mean negative log-likelihood) of the answer tokens, each given everything before."""
     nll = count = 0.0
-    for ids in sequences:
-        logits = _gguf_logits(llama, ids)[:-1].astype(np.float64)
+    for text in texts:
+        logits = _gguf_logits(llama, text.ids)[:-1].astype(np.float64)
         shifted = logits - logits.max(-1, keepdims=True)
         log_z = np.log(np.exp(shifted).sum(-1))
-        targets = np.asarray(ids[1:])
-        nll -= float((shifted[np.arange(len(targets)), targets] - log_z).sum())
-        count += len(targets)
-    return float(np.exp(nll / count))
+        targets = np.asarray(text.ids[1:])
+        log_p = shifted[np.arange(len(targets)), targets] - log_z
+        answer = log_p[max(text.answer_start, 1) - 1 :]
+        nll -= float(answer.sum())
+        count += len(answer)
+    return float(np.exp(nll / max(count, 1.0)))
 
 
-def serve_once(gguf: Path, prompt: str, max_tokens: int) -> str:
+def serve_once(gguf: Path, prompt: str, max_tokens: int, lora: Path | None = None) -> str:
     """Greedy answer through the inference service's own engine (same stops, same loading)."""
     from services.inference.engine import LlamaEngine
     from services.inference.models import GenerationRequest, Sampling, TextDelta
     from services.orchestrator.prompting import load_template
 
-    engine = LlamaEngine(gguf, n_ctx=4096, n_threads=2, default_max_tokens=max_tokens)
+    engine = LlamaEngine(
+        gguf, n_ctx=4096, n_threads=2, default_max_tokens=max_tokens, lora_path=lora
+    )
     try:
         request = GenerationRequest(
             prompt=prompt,
@@ -128,16 +166,15 @@ def serve_once(gguf: Path, prompt: str, max_tokens: int) -> str:
         )
         return "".join(e.text for e in engine.generate(request) if isinstance(e, TextDelta))
     finally:
-        close = getattr(engine, "close", None)
-        if close is not None:
-            close()
+        engine.close()
 
 
-def _llama(path: Path, n_ctx: int) -> Any:
+def _llama(path: Path, n_ctx: int, lora: Path | None = None) -> Any:
     from llama_cpp import Llama
 
     return Llama(
         model_path=str(path),
+        lora_path=str(lora) if lora is not None else None,
         n_ctx=n_ctx,
         n_batch=n_ctx,
         n_ubatch=n_ctx,

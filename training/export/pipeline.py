@@ -14,10 +14,16 @@ from training.dataset.prepare import load_run_data, tokenize_all
 from training.export.gguf_lora import write_lora_gguf
 from training.export.gguf_model import write_model_gguf
 from training.export.merge import merge_adapter
-from training.export.parity import GateReport, enforce, run_gate
+from training.export.parity import Deliverable, GateReport, HeldoutText, enforce, run_gate
 from training.export.quantize import quantize
 from training.export.vocab import read_vocab
-from training.modeling import base_dir, base_tokenizer_gguf, load_model, load_tokenizer
+from training.modeling import (
+    base_dir,
+    base_tokenizer_gguf,
+    load_model,
+    load_tokenizer,
+    quantized_base_gguf,
+)
 from training.reporting import write_json
 
 
@@ -73,7 +79,7 @@ def gate(config: TrainingConfig, hf_dir: Path, files: dict[str, Path]) -> GateRe
     heldout = tokenize_all(config, tokenizer, data.heldout)[: config.parity.prompts]
     limit = config.parity.max_prompt_tokens
     prompts = [_tail(e.input_ids[: e.answer_start], limit) for e in heldout]
-    texts = [_tail(e.input_ids, limit) for e in heldout]
+    texts = [_tail_text(e, limit) for e in heldout]
     from services.orchestrator.prompting import load_template
     from training.dataset.formatting import render_prompt
 
@@ -81,7 +87,7 @@ def gate(config: TrainingConfig, hf_dir: Path, files: dict[str, Path]) -> GateRe
     return run_gate(
         load_model(hf_dir, "float32"),
         files["float"],
-        files.get("Q4_K_M"),
+        deliverables(config, files),
         prompts,
         texts,
         serving_prompt,
@@ -89,13 +95,29 @@ def gate(config: TrainingConfig, hf_dir: Path, files: dict[str, Path]) -> GateRe
     )
 
 
-def prompt_ids(examples: list[TokenizedExample], limit: int) -> list[list[int]]:
-    return [_tail(e.input_ids[: e.answer_start], limit) for e in examples]
+def deliverables(config: TrainingConfig, files: dict[str, Path]) -> list[Deliverable]:
+    """The quantized ways to serve this export, the one served by default last.
+
+    Merged quantized files first; then, when the base itself came from a quantized GGUF and the
+    adapter was exported, that base with the adapter applied at load time: the base's weights
+    stay exactly as published and the update keeps full precision.
+    """
+    items = [Deliverable(kind, files[kind]) for kind in config.export.quantizations]
+    base = quantized_base_gguf(config)
+    if base is not None and "adapter" in files:
+        items.append(Deliverable(f"{base.name} + {files['adapter'].name}", base, files["adapter"]))
+    return items
 
 
 def _tail(ids: list[int], limit: int) -> list[int]:
     """Keep BOS and the last tokens: the end of the prompt is where answers begin."""
     return ids if len(ids) <= limit else [ids[0], *ids[len(ids) - limit + 1 :]]
+
+
+def _tail_text(example: TokenizedExample, limit: int) -> HeldoutText:
+    ids = _tail(example.input_ids, limit)
+    dropped = len(example.input_ids) - len(ids)
+    return HeldoutText(ids, max(example.answer_start - dropped, 1))
 
 
 def _n_layers(hf_dir: Path) -> int:
