@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from raildebug.errors import InvalidRequest
 from training.config import DistillationSection, TrainingConfig
-from training.dataset.formatting import IGNORE, TokenizedExample, collate
+from training.dataset.formatting import IGNORE, TokenizedExample, collate, keep_tail
 from training.dataset.prepare import load_run_data, tokenize_all
 from training.distributed import World
 from training.losses import answer_logits, distillation_loss_sum
@@ -167,7 +167,7 @@ def distill(config: TrainingConfig) -> dict[str, Any]:
     data = load_run_data(config)
     room = config.data.max_seq_len - settings.max_new_tokens
     questions = tokenize_all(config, tokenizer, data.train[: settings.questions])
-    prompts = [_tail(q.input_ids[: q.answer_start], room) for q in questions]
+    prompts = [keep_tail(q.input_ids[: q.answer_start], room) for q in questions]
     heldout = tokenize_all(config, tokenizer, data.heldout)
 
     teacher = load_model(merged, "float32")
@@ -230,7 +230,3 @@ def _plot(folder: Path) -> None:
             "".join(json.dumps(r) + "\n" for r in rows if r["student"] == label), encoding="utf-8"
         )
         plot_losses(single, folder / f"loss-{label}.png", f"student ({label})")
-
-
-def _tail(ids: list[int], limit: int) -> list[int]:
-    return ids if len(ids) <= limit else [ids[0], *ids[len(ids) - limit + 1 :]]

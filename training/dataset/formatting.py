@@ -41,10 +41,13 @@ def tokenize_example(
         prompt = [tokenizer.bos_token_id, *prompt]
     answer = [*_ids(tokenizer, example.answer.lstrip()), tokenizer.eos_token_id]
     answer = answer[: max(max_seq_len // 2, max_seq_len - len(prompt))]
-    room = max_seq_len - len(answer)
-    if len(prompt) > room:  # keep BOS and the end of the prompt (question, "Cause:")
-        prompt = [prompt[0], *prompt[len(prompt) - room + 1 :]]
+    prompt = keep_tail(prompt, max_seq_len - len(answer))
     return TokenizedExample(input_ids=prompt + answer, answer_start=len(prompt))
+
+
+def keep_tail(ids: list[int], limit: int) -> list[int]:
+    """At most `limit` tokens: BOS and the last ones, where the question and "Cause:" sit."""
+    return ids if len(ids) <= limit else [ids[0], *ids[len(ids) - limit + 1 :]]
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

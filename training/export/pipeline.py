@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from raildebug.errors import NotFound
 from training.config import TrainingConfig
-from training.dataset.formatting import TokenizedExample
+from training.dataset.formatting import TokenizedExample, keep_tail
 from training.dataset.prepare import load_run_data, tokenize_all
 from training.export.gguf_lora import write_lora_gguf
 from training.export.gguf_model import write_model_gguf
@@ -78,7 +78,7 @@ def gate(config: TrainingConfig, hf_dir: Path, files: dict[str, Path]) -> GateRe
     data = load_run_data(config)
     heldout = tokenize_all(config, tokenizer, data.heldout)[: config.parity.prompts]
     limit = config.parity.max_prompt_tokens
-    prompts = [_tail(e.input_ids[: e.answer_start], limit) for e in heldout]
+    prompts = [keep_tail(e.input_ids[: e.answer_start], limit) for e in heldout]
     texts = [_tail_text(e, limit) for e in heldout]
     from services.orchestrator.prompting import load_template
     from training.dataset.formatting import render_prompt
@@ -109,13 +109,8 @@ def deliverables(config: TrainingConfig, files: dict[str, Path]) -> list[Deliver
     return items
 
 
-def _tail(ids: list[int], limit: int) -> list[int]:
-    """Keep BOS and the last tokens: the end of the prompt is where answers begin."""
-    return ids if len(ids) <= limit else [ids[0], *ids[len(ids) - limit + 1 :]]
-
-
 def _tail_text(example: TokenizedExample, limit: int) -> HeldoutText:
-    ids = _tail(example.input_ids, limit)
+    ids = keep_tail(example.input_ids, limit)
     dropped = len(example.input_ids) - len(ids)
     return HeldoutText(ids, max(example.answer_start - dropped, 1))
 
