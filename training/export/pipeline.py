@@ -8,8 +8,9 @@ from typing import Any
 from tqdm import tqdm
 
 from raildebug.errors import NotFound
+from services.orchestrator.prompting import load_template
 from training.config import TrainingConfig
-from training.dataset.formatting import TokenizedExample, keep_tail
+from training.dataset.formatting import TokenizedExample, keep_tail, render_prompt
 from training.dataset.prepare import load_run_data, tokenize_all
 from training.export.gguf_lora import write_lora_gguf
 from training.export.gguf_model import write_model_gguf
@@ -80,9 +81,6 @@ def gate(config: TrainingConfig, hf_dir: Path, files: dict[str, Path]) -> GateRe
     limit = config.parity.max_prompt_tokens
     prompts = [keep_tail(e.input_ids[: e.answer_start], limit) for e in heldout]
     texts = [_tail_text(e, limit) for e in heldout]
-    from services.orchestrator.prompting import load_template
-    from training.dataset.formatting import render_prompt
-
     serving_prompt = render_prompt(load_template(config.data.prompt_template), data.heldout[0])
     return run_gate(
         load_model(hf_dir, "float32"),
