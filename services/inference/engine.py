@@ -30,6 +30,7 @@ from services.inference.models import (
     GenerationOutcome,
     GenerationRequest,
     ModelInfo,
+    deadline_exceeded,
 )
 from services.inference.sampling import SamplerChain, grammar_for
 from services.inference.sequence import IsCancelled, Sequence
@@ -163,9 +164,12 @@ class LlamaEngine:
                         yield sequence.outcome(FinishReason.ERROR, self._name, "engine stopped")
                         return
                     continue
-                yield event
                 if isinstance(event, GenerationOutcome):
+                    if event.finish_reason is FinishReason.DEADLINE:
+                        raise deadline_exceeded(event, max_tokens)
+                    yield event
                     return
+                yield event
         finally:
             sequence.abandoned.set()  # a no-op once finished; otherwise freed next step
 
@@ -232,9 +236,13 @@ class LlamaEngine:
                 self._lock.wait()
             if self._closed:
                 return False
-            departed = [s for s in (*self._waiting, *self._running) if s.departed()]
-        for sequence in departed:
-            self._finish(sequence, FinishReason.CANCELLED)
+            departed = [
+                (s, reason)
+                for s in (*self._waiting, *self._running)
+                if (reason := s.departure()) is not None
+            ]
+        for sequence, reason in departed:
+            self._finish(sequence, reason)
         with self._lock:
             while self._waiting:
                 head = self._waiting[0]
@@ -343,13 +351,13 @@ class LlamaEngine:
                 instruments.queue_size.add(-1)
         slot = sequence.slot
         if slot is not None:
-            if finish in (FinishReason.CANCELLED, FinishReason.ERROR):
+            if not finish.completed:
                 self._context.forget(slot.seq_id)  # llama_memory_seq_rm of the whole sequence
                 slot.cached = []
             slot.reserved = 0
             sequence.slot = None
         sequence.sampler.close()
-        if finish not in (FinishReason.CANCELLED, FinishReason.ERROR):
+        if finish.completed:
             tail = sequence.text.flush()
             if tail:
                 sequence.emit(tail, time.perf_counter())

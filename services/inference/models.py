@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from raildebug.errors import DeadlineExceeded
+
 MAX_NEW_TOKENS = 4096
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 64
@@ -15,7 +17,13 @@ class FinishReason(StrEnum):
     STOP = "stop"
     EOS = "eos"
     CANCELLED = "cancelled"
+    DEADLINE = "deadline"  # caller out of time: ends the stream with DeadlineExceeded instead
     ERROR = "error"
+
+    @property
+    def completed(self) -> bool:
+        """The model stopped on its own terms: the text is whole and its KV cells reusable."""
+        return self in (FinishReason.LENGTH, FinishReason.STOP, FinishReason.EOS)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,14 @@ class GenerationOutcome:
 
 
 GenerationEvent = TextDelta | GenerationOutcome
+
+
+def deadline_exceeded(outcome: GenerationOutcome, max_tokens: int) -> DeadlineExceeded:
+    """The error a stream ends with when the caller's deadline passed mid-generation."""
+    return DeadlineExceeded(
+        f"the deadline passed after {outcome.completion_tokens} of {max_tokens} tokens "
+        f"({outcome.total_ms:.0f} ms); allow more time or ask for fewer tokens"
+    )
 
 
 @dataclass(frozen=True)

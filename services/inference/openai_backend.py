@@ -26,6 +26,7 @@ from services.inference.models import (
     ModelInfo,
     Sampling,
     TextDelta,
+    deadline_exceeded,
 )
 from services.inference.sampling import grammar_for
 from services.inference.text_stream import StopAwareTextStream
@@ -159,7 +160,10 @@ class OpenAIBackend:
                         break
                 if choice.finish_reason:
                     finish = _finish_from(choice.finish_reason, request)
-                if is_cancelled() or (deadline is not None and time.monotonic() >= deadline):
+                if deadline is not None and time.monotonic() >= deadline:
+                    finish = FinishReason.DEADLINE
+                    break
+                if is_cancelled():
                     finish = FinishReason.CANCELLED
                     break
         except openai.OpenAIError as failure:
@@ -167,7 +171,7 @@ class OpenAIBackend:
             log.warning("openai stream failed", request_id=request.request_id, error=error)
         finally:
             chunks.close()  # closes the HTTP response: the endpoint stops generating
-        tail = text.flush() if finish not in (FinishReason.CANCELLED, FinishReason.ERROR) else ""
+        tail = text.flush() if finish.completed else ""
         if tail:
             yield TextDelta(tail)
         ended = time.perf_counter()
@@ -183,7 +187,7 @@ class OpenAIBackend:
             queue_ms=0.0,
             total_ms=round((ended - arrived) * 1000, 1),
         )
-        yield GenerationOutcome(
+        outcome = GenerationOutcome(
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=produced,
@@ -196,6 +200,9 @@ class OpenAIBackend:
             model=self._model,
             error=error,
         )
+        if finish is FinishReason.DEADLINE:
+            raise deadline_exceeded(outcome, max_tokens)
+        yield outcome
 
     def _open(
         self, request: GenerationRequest, max_tokens: int, grammar: str, deadline: float | None

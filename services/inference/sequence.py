@@ -51,11 +51,13 @@ class Sequence:
     def __post_init__(self) -> None:
         self.text = StopAwareTextStream(self.request.stop)
 
-    def departed(self) -> bool:
-        """The caller no longer wants tokens: cancelled, disconnected or out of time."""
+    def departure(self) -> FinishReason | None:
+        """Why the caller no longer wants tokens (out of time, or gone), None while it does."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return FinishReason.DEADLINE
         if self.abandoned.is_set() or self.is_cancelled():
-            return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
+            return FinishReason.CANCELLED
+        return None
 
     def emit(self, text: str, now: float) -> None:
         if self.first_delta_at is None:

@@ -136,19 +136,31 @@ def test_cancelling_a_debug_call_cancels_its_generation(stack: Stack) -> None:
 
 def test_deadline_shorter_than_generation_ends_with_deadline_exceeded(stack: Stack) -> None:
     stub = inference_pb2_grpc.InferenceStub(stack.inference.channel())
+    seen_before = len(_finished_generations(stack))
     with pytest.raises(grpc.RpcError) as expired:
         list(
             stub.Generate(
                 inference_pb2.GenerateRequest(
                     prompt="Describe the commissioning of an interlocking in detail:\n",
                     max_tokens=2000,
-                    sampling=inference_pb2.SamplingParams(temperature=1.0, seed=3),
+                    sampling=GREEDY,  # greedy runs on for hundreds of tokens: no early EOS
+                    request_id="out-of-time",
                 ),
                 timeout=0.5,
             )
         )
     assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert _wait_idle(stub).busy_slots == 0
+    deadline = time.monotonic() + 10
+    finished: list[dict[str, Any]] = []
+    while not finished and time.monotonic() < deadline:
+        finished = [
+            r
+            for r in _finished_generations(stack)[seen_before:]
+            if r.get("request_id") == "out-of-time"
+        ]
+        time.sleep(0.1)
+    assert finished and finished[0]["finish"] == "deadline"
 
 
 def test_info_describes_the_loaded_model(stack: Stack) -> None:

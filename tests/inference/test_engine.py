@@ -9,9 +9,14 @@ import time
 
 import pytest
 
-from raildebug.errors import InvalidRequest, Overloaded
+from raildebug.errors import DeadlineExceeded, InvalidRequest, Overloaded
 from services.inference.engine import LlamaEngine
-from services.inference.models import FinishReason, GenerationRequest, Sampling
+from services.inference.models import (
+    FinishReason,
+    GenerationOutcome,
+    GenerationRequest,
+    Sampling,
+)
 
 from .conftest import GREEDY, MAX_QUEUE, SLOTS, finish, run, start
 
@@ -191,15 +196,16 @@ def test_bad_requests_fail_before_streaming(
         next(iter(engine.generate(request_)))
 
 
-def test_a_passed_deadline_ends_the_stream_cancelled(engine: LlamaEngine) -> None:
+def test_a_passed_deadline_ends_the_stream_with_deadline_exceeded(engine: LlamaEngine) -> None:
     _wait_idle(engine)
-    events = list(
-        engine.generate(
-            GenerationRequest(prompt=PROMPTS[0], max_tokens=2000),
+    with pytest.raises(DeadlineExceeded, match=r"after \d+ of 2000 tokens"):
+        for event in engine.generate(
+            GenerationRequest(prompt=PROMPTS[0], max_tokens=2000, sampling=GREEDY),
             deadline=time.monotonic() + 0.5,
-        )
-    )
-    outcome = events[-1]
-    assert getattr(outcome, "finish_reason", None) == FinishReason.CANCELLED
+        ):
+            assert not isinstance(event, GenerationOutcome), "no result once out of time"
     _wait_idle(engine)
     assert engine.info().busy_slots == 0
+    # the slot's KV cells were dropped: the next caller gets a whole, fresh generation
+    _, outcome = run(engine, GenerationRequest(prompt=PROMPTS[1], max_tokens=8, sampling=GREEDY))
+    assert outcome.finish_reason == FinishReason.LENGTH and outcome.completion_tokens == 8
