@@ -205,7 +205,14 @@ class DistillationSection(Section):
     temperature: float = Field(2.0, gt=0, description="Softening temperature T.")
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of T^2*KL; 1-alpha weighs the CE.")
     keep_layers: list[int] | None = Field(
-        None, description="Teacher layers the student keeps; None: every other layer."
+        None,
+        description=(
+            "Teacher layers the student keeps; None: the most influential ones that llama.cpp "
+            "can run (training/layer_selection.py)."
+        ),
+    )
+    student_layers: int | None = Field(
+        None, ge=1, description="Layers the student keeps when keep_layers is unset; None: half."
     )
     max_steps: int = Field(100, ge=1, description="Student optimizer steps.")
     learning_rate: float = Field(5e-4, gt=0, description="Student learning rate (full weights).")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,64 +18,27 @@ from tqdm import tqdm
 
 from raildebug.errors import InvalidRequest
 from training.config import DistillationSection, TrainingConfig
-from training.dataset.formatting import IGNORE, TokenizedExample, collate, keep_tail
+from training.dataset.formatting import IGNORE, collate, keep_tail
 from training.dataset.prepare import load_run_data, tokenize_all
 from training.distributed import World
+from training.layer_selection import (
+    block_influence,
+    llama_cpp_layer_types,
+    most_influential_layers,
+)
 from training.losses import answer_logits, distillation_loss_sum
 from training.modeling import base_dir, load_model, load_tokenizer
 from training.reporting import MetricsLog, plot_losses, write_json
 from training.sft import DataOrder, evaluate, seed_everything
+from training.teacher_answers import (
+    TeacherAnswer,
+    answers_key,
+    generate_answers,
+    load_answers,
+    save_answers,
+)
 
 _SINGLE = World(0, 1, torch.device("cpu"))
-
-
-@dataclass(frozen=True)
-class TeacherAnswer:
-    example: TokenizedExample  # prompt + the teacher's own answer
-    values: torch.Tensor  # [answer_tokens, k] top-k logits
-    indices: torch.Tensor  # [answer_tokens, k] their token ids
-
-
-@torch.no_grad()
-def teacher_answers(
-    teacher: Any, prompts: list[list[int]], settings: DistillationSection, eos: int, pad: int
-) -> list[TeacherAnswer]:
-    teacher.eval()
-    answers = []
-    for prompt in tqdm(prompts, desc="teacher answers"):
-        ids = torch.tensor([prompt])
-        generated = teacher.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=pad,
-        )[0, len(prompt) :].tolist()
-        if not generated:
-            continue
-        example = TokenizedExample(input_ids=prompt + generated, answer_start=len(prompt))
-        logits, _ = answer_logits(teacher, collate([example], pad))
-        top = logits[0, -len(generated) :].topk(settings.top_k, dim=-1)
-        answers.append(TeacherAnswer(example, top.values.half(), top.indices.int()))
-    return answers
-
-
-def llama_cpp_layer_types(n_layers: int) -> list[str]:
-    """llama.cpp derives Gemma 3's attention pattern from the layer index (every 6th global)."""
-    return ["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(n_layers)]
-
-
-def default_keep(layer_types: list[str], n_keep: int) -> list[int]:
-    """About every other layer, each of the attention type llama.cpp expects at its new index."""
-    keep: list[int] = []
-    for index, wanted in enumerate(llama_cpp_layer_types(n_keep)):
-        target = max(round(index * len(layer_types) / n_keep), keep[-1] + 1 if keep else 0)
-        match = next((i for i in range(target, len(layer_types)) if layer_types[i] == wanted), None)
-        if match is None:
-            break
-        keep.append(match)
-    return keep
 
 
 def prune_layers(model: Any, keep: list[int]) -> Any:
@@ -135,7 +97,7 @@ def train_student(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        metrics.write(step=step, student=label, loss=float(loss))
+        metrics.write(step=step, student=label, loss=float(loss.detach()))
     return student
 
 
@@ -171,19 +133,32 @@ def distill(config: TrainingConfig) -> dict[str, Any]:
     heldout = tokenize_all(config, tokenizer, data.heldout)
 
     teacher = load_model(merged, "float32")
-    answers = teacher_answers(teacher, prompts, settings, tokenizer.eos_token_id, pad)
-    if not answers:
-        raise InvalidRequest("the teacher produced no answers; check the merged model")
-    n_layers = len(teacher.model.layers)
-    keep = settings.keep_layers or default_keep(teacher.config.layer_types, (n_layers + 1) // 2)
-    pruned = prune_layers(teacher, keep)
     folder = out / "distill"
+    stored = folder / "teacher-answers.pt"
+    key = answers_key(merged, prompts, settings)
+    answers = load_answers(stored, key)
+    reused = answers is not None
+    if answers is None:
+        answers = generate_answers(teacher, prompts, settings, tokenizer.eos_token_id, pad)
+        if not answers:
+            raise InvalidRequest("the teacher produced no answers; check the merged model")
+        save_answers(stored, key, answers)
+    n_layers = len(teacher.model.layers)
+    influence = block_influence(teacher, [a.example for a in answers])
+    keep = settings.keep_layers or most_influential_layers(
+        getattr(teacher.config, "layer_types", None),
+        influence,
+        settings.student_layers or (n_layers + 1) // 2,
+    )
+    pruned = prune_layers(teacher, keep)
     metrics = MetricsLog(folder / "metrics.jsonl")
     eval_bs = config.eval.batch_size
     results: dict[str, Any] = {
         "teacher_layers": n_layers,
         "student_layers": keep,
+        "block_influence": [round(value, 4) for value in influence],
         "teacher_answers": len(answers),
+        "teacher_answers_reused": reused,
         "alpha": settings.alpha,
         "temperature": settings.temperature,
         "top_k": settings.top_k,
