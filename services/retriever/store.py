@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import FTS
+from lancedb.index import FTS, IvfHnswSq
 from lancedb.query import FullTextOperator, LanceVectorQueryBuilder, MatchQuery
 from lancedb.table import Table
 
@@ -370,10 +370,10 @@ class LanceChunkStore:
             return
         log.info("building vector index", rows=rows)
         table.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_HNSW_SQ",
-            num_partitions=max(1, rows // _ROWS_PER_PARTITION),
+            "vector",
+            config=IvfHnswSq(
+                distance_type="cosine", num_partitions=max(1, rows // _ROWS_PER_PARTITION)
+            ),
         )
 
     def has_vector_index(self) -> bool:
