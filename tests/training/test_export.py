@@ -12,9 +12,9 @@ import pytest
 
 from tests.training.conftest import TinyConfig
 from training.config import TrainingConfig
+from training.dataset.formatting import TokenizedExample
 from training.export.parity import (
     Deliverable,
-    HeldoutText,
     ParityGateFailed,
     enforce,
     perplexity,
@@ -123,10 +123,10 @@ def test_perplexity_counts_answer_tokens_only(exported: TrainingConfig) -> None:
         n_threads=2,
     )
     ids = [2, *range(40, 70)]
-    whole = perplexity(llama, [HeldoutText(ids, 1)])
-    tail = perplexity(llama, [HeldoutText(ids, 20)])
+    whole = perplexity(llama, [TokenizedExample(ids, 1)])
+    tail = perplexity(llama, [TokenizedExample(ids, 20)])
     assert whole != pytest.approx(tail, rel=1e-3)
-    assert perplexity(llama, [HeldoutText(ids[:10] + ids[20:], 10)]) != pytest.approx(tail)
+    assert perplexity(llama, [TokenizedExample(ids[:10] + ids[20:], 10)]) != pytest.approx(tail)
 
 
 def test_gate_tells_a_base_with_its_adapter_from_the_base_alone(
@@ -135,7 +135,10 @@ def test_gate_tells_a_base_with_its_adapter_from_the_base_alone(
     """The adapter deliverable is measured with the adapter applied; without it the answers'
     perplexity moves, which is what a quantization that erases the update looks like."""
     export = exported.run.output_dir / "export"
-    texts = [HeldoutText([2, *range(100, 140)], 25), HeldoutText([2, *range(500, 530)], 12)]
+    texts = [
+        TokenizedExample([2, *range(100, 140)], 25),
+        TokenizedExample([2, *range(500, 530)], 12),
+    ]
     report = run_gate(
         load_model(exported.run.output_dir / "merged"),
         export / "model-f16.gguf",
@@ -143,7 +146,7 @@ def test_gate_tells_a_base_with_its_adapter_from_the_base_alone(
             Deliverable("base alone", export / "base-f16.gguf"),
             Deliverable("base + adapter", export / "base-f16.gguf", export / "adapter-lora.gguf"),
         ],
-        [texts[0].ids],
+        [texts[0].input_ids],
         texts,
         None,
         exported.parity,

@@ -22,6 +22,7 @@ import torch
 
 from raildebug.errors import RailDebugError
 from training.config import ParitySection
+from training.dataset.formatting import TokenizedExample
 
 
 class ParityGateFailed(RailDebugError):
@@ -35,14 +36,6 @@ class Deliverable:
     label: str
     model: Path
     lora: Path | None = None
-
-
-@dataclass(frozen=True)
-class HeldoutText:
-    """A held-out example's tokens; perplexity counts the tokens from answer_start on."""
-
-    ids: list[int]
-    answer_start: int
 
 
 @dataclass
@@ -72,7 +65,7 @@ def run_gate(
     float_gguf: Path,
     deliverables: list[Deliverable],
     prompts: list[list[int]],
-    heldout: list[HeldoutText],
+    heldout: list[TokenizedExample],
     serving_prompt: str | None,
     settings: ParitySection,
 ) -> GateReport:
@@ -81,7 +74,7 @@ def run_gate(
     The last deliverable is the one the serving check runs (the smallest to serve).
     """
     report = GateReport()
-    context = max(len(t) for t in [*prompts, *(h.ids for h in heldout)]) + 8
+    context = max(len(t) for t in [*prompts, *(h.input_ids for h in heldout)]) + 8
     float_llama = _llama(float_gguf, context)
     agree = total = 0
     worst = 0.0
@@ -99,7 +92,7 @@ def run_gate(
             f"(< {settings.min_top1_agreement:.0%})"
         )
     if deliverables and heldout:
-        report.answer_tokens = sum(len(h.ids) - h.answer_start for h in heldout)
+        report.answer_tokens = sum(h.answer_tokens for h in heldout)
         reference_ppl = perplexity(float_llama, heldout)
         report.perplexity_float = reference_ppl
         for item in deliverables:
@@ -133,14 +126,14 @@ def enforce(report: GateReport) -> None:
         raise ParityGateFailed("parity gate failed: " + "; ".join(report.failures))
 
 
-def perplexity(llama: Any, texts: list[HeldoutText]) -> float:
+def perplexity(llama: Any, texts: list[TokenizedExample]) -> float:
     """exp(mean negative log-likelihood) of the answer tokens, each given everything before."""
     nll = count = 0.0
     for text in texts:
-        logits = _gguf_logits(llama, text.ids)[:-1].astype(np.float64)
+        logits = _gguf_logits(llama, text.input_ids)[:-1].astype(np.float64)
         shifted = logits - logits.max(-1, keepdims=True)
         log_z = np.log(np.exp(shifted).sum(-1))
-        targets = np.asarray(text.ids[1:])
+        targets = np.asarray(text.input_ids[1:])
         log_p = shifted[np.arange(len(targets)), targets] - log_z
         answer = log_p[max(text.answer_start, 1) - 1 :]
         nll -= float(answer.sum())

@@ -15,7 +15,7 @@ from training.dataset.prepare import load_run_data, tokenize_all
 from training.export.gguf_lora import write_lora_gguf
 from training.export.gguf_model import write_model_gguf
 from training.export.merge import merge_adapter
-from training.export.parity import Deliverable, GateReport, HeldoutText, enforce, run_gate
+from training.export.parity import Deliverable, GateReport, enforce, run_gate
 from training.export.quantize import quantize
 from training.export.vocab import read_vocab
 from training.modeling import (
@@ -107,10 +107,10 @@ def deliverables(config: TrainingConfig, files: dict[str, Path]) -> list[Deliver
     return items
 
 
-def _tail_text(example: TokenizedExample, limit: int) -> HeldoutText:
+def _tail_text(example: TokenizedExample, limit: int) -> TokenizedExample:
     ids = keep_tail(example.input_ids, limit)
     dropped = len(example.input_ids) - len(ids)
-    return HeldoutText(ids, max(example.answer_start - dropped, 1))
+    return TokenizedExample(ids, max(example.answer_start - dropped, 1))
 
 
 def _n_layers(hf_dir: Path) -> int:
