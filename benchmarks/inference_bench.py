@@ -43,7 +43,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from raildebug.cli.health import wait_until_serving  # noqa: E402
+from apps.cli.health import wait_until_serving  # noqa: E402
 from raildebug.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 from services.inference.model_files import resolve_model_path  # noqa: E402
 
@@ -116,7 +116,7 @@ def raildebug_service(model: Path, threads: int, slots: int, queue: int) -> Iter
         "RAILDEBUG_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "raildebug.cli.main", "serve", "inference"],
+        [sys.executable, "-m", "apps.cli.main", "serve", "inference"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to do: give --gguf-dir and/or --check-embeddings")
     cached: list[dict[str, object]] = []
     from raildebug.errors import RailDebugError
-    from raildebug.telemetry import configure_logging
+    from raildebug.observability.logging import configure_logging
 
     configure_logging("precache")  # logs to stderr; stdout carries only the JSON summary
     try:

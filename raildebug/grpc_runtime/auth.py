@@ -15,9 +15,9 @@ from typing import Any
 
 import grpc
 
-from raildebug.config import ServerSettings
 from raildebug.errors import PermissionDenied, Unauthenticated
 from raildebug.grpc_runtime.interceptors import GuardInterceptor
+from raildebug.settings import ServerSettings
 
 AUTHORIZATION_METADATA = "authorization"
 _BEARER = "bearer "

@@ -7,8 +7,8 @@ import grpc
 from opentelemetry.trace import TracerProvider
 
 from raildebug import tracing
-from raildebug.config import ServerSettings
 from raildebug.grpc_runtime.security import BearerTokenClientInterceptor, ChannelSecurity
+from raildebug.settings import ServerSettings
 
 _DEFAULTS = ServerSettings()
 

@@ -35,20 +35,25 @@ def status_for(error: RailDebugError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+_ERROR_BY_STATUS: dict[grpc.StatusCode, type[RailDebugError]] = {
+    status: error_type for error_type, status in _STATUS_BY_ERROR.items()
+}
+
+
 def error_from_rpc(error: grpc.RpcError, upstream: str) -> RailDebugError:
-    """Turn a failed upstream call into the domain error the calling core understands."""
+    """Turn a failed upstream call into the domain error the calling core understands.
+
+    The inverse of `status_for`, read from the same table; a status the table does not name
+    (UNAVAILABLE, INTERNAL, UNKNOWN, CANCELLED) means the upstream cannot answer now.
+    """
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else str(error)
-    message = f"{upstream}: {details}"
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidRequest(message)
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(message)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return Overloaded(message, retry_after_s=_retry_after_s(error))
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(message)
-    return NotReady(f"{upstream} unavailable ({code.name}): {details}")
+    error_type = _ERROR_BY_STATUS.get(code)
+    if error_type is Overloaded:
+        return Overloaded(f"{upstream}: {details}", retry_after_s=_retry_after_s(error))
+    if error_type is None or error_type is NotReady:
+        return NotReady(f"{upstream} unavailable ({code.name}): {details}")
+    return error_type(f"{upstream}: {details}")
 
 
 def _retry_after_s(error: grpc.RpcError) -> float:

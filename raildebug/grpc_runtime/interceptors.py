@@ -12,8 +12,8 @@ import grpc
 
 from raildebug.errors import Overloaded, RailDebugError
 from raildebug.grpc_runtime.errors import RETRY_AFTER_METADATA, status_for
-from raildebug.metrics import meter
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
+from raildebug.observability.metrics import meter
 
 log = get_logger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 import grpc
 import redis
 
-from raildebug.config import ServerSettings
 from raildebug.errors import Overloaded
 from raildebug.grpc_runtime.auth import authenticated_client
 from raildebug.grpc_runtime.interceptors import GuardInterceptor
-from raildebug.metrics import meter
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
+from raildebug.observability.metrics import meter
+from raildebug.settings import ServerSettings
 
 log = get_logger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 
-from raildebug.config import ClientSettings, ServerSettings
 from raildebug.grpc_runtime.auth import AUTHORIZATION_METADATA
+from raildebug.settings import ClientSettings, ServerSettings
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

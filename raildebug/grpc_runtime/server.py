@@ -14,14 +14,14 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import TracerProvider
 
 from raildebug import tracing
-from raildebug.config import ServerSettings
 from raildebug.errors import NotReady
 from raildebug.grpc_runtime.auth import BearerTokenInterceptor, load_grants
 from raildebug.grpc_runtime.interceptors import ErrorMappingInterceptor
 from raildebug.grpc_runtime.rate_limit import RateLimitInterceptor, buckets_for
 from raildebug.grpc_runtime.security import server_credentials
-from raildebug.metrics import serve_metrics
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
+from raildebug.observability.metrics import serve_metrics
+from raildebug.settings import ServerSettings
 
 log = get_logger(__name__)
 

@@ -19,15 +19,14 @@ from pathlib import Path
 
 import llama_cpp
 
+from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import InvalidRequest, NotReady, Overloaded
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.inference import instruments
 from services.inference.chat import render_chat
 from services.inference.llama_native import NativeContext, NativeModel, TokenBatch
 from services.inference.models import (
-    FinishReason,
     GenerationEvent,
-    GenerationOutcome,
     GenerationRequest,
     ModelInfo,
     deadline_exceeded,

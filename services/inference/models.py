@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from raildebug.domain import GenerationOutcome
 from raildebug.errors import DeadlineExceeded
 
 MAX_NEW_TOKENS = 4096
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 64
-
-
-class FinishReason(StrEnum):
-    LENGTH = "length"
-    STOP = "stop"
-    EOS = "eos"
-    CANCELLED = "cancelled"
-    DEADLINE = "deadline"  # caller out of time: ends the stream with DeadlineExceeded instead
-    ERROR = "error"
-
-    @property
-    def completed(self) -> bool:
-        """The model stopped on its own terms: the text is whole and its KV cells reusable."""
-        return self in (FinishReason.LENGTH, FinishReason.STOP, FinishReason.EOS)
 
 
 @dataclass(frozen=True)
@@ -65,23 +51,6 @@ class TextDelta:
     """Newly generated text: whole UTF-8 characters, never part of a stop sequence."""
 
     text: str
-
-
-@dataclass(frozen=True)
-class GenerationOutcome:
-    """The last event of every generation."""
-
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-    cached_prompt_tokens: int
-    queue_ms: float
-    time_to_first_token_ms: float
-    prefill_ms: float
-    decode_ms: float
-    total_ms: float
-    model: str
-    error: str = ""
 
 
 GenerationEvent = TextDelta | GenerationOutcome

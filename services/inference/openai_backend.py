@@ -15,13 +15,12 @@ from typing import Any
 
 import openai
 
+from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import InvalidRequest, NotReady, Overloaded
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.inference import instruments
 from services.inference.models import (
-    FinishReason,
     GenerationEvent,
-    GenerationOutcome,
     GenerationRequest,
     ModelInfo,
     Sampling,

@@ -12,13 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.inference.models import (
-    FinishReason,
-    GenerationEvent,
-    GenerationOutcome,
-    GenerationRequest,
-    TextDelta,
-)
+from raildebug.domain import FinishReason, GenerationOutcome
+from services.inference.models import GenerationEvent, GenerationRequest, TextDelta
 from services.inference.sampling import SamplerChain
 from services.inference.slots import Slot
 from services.inference.text_stream import StopAwareTextStream

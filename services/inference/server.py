@@ -7,16 +7,17 @@ from typing import Generic, TypeVar
 
 import grpc
 
-from raildebug.config import InferenceSettings
+from raildebug.contracts import outcome_to_wire
+from raildebug.domain import GenerationOutcome
 from raildebug.grpc_runtime.context import absolute_deadline, cancellation_flag
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
+from raildebug.settings import InferenceSettings
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
 from services.inference.backend import GenerationBackend
 from services.inference.engine import LlamaEngine
 from services.inference.model_files import check_lora_path, resolve_model_path
-from services.inference.models import GenerationOutcome
 from services.inference.openai_backend import OpenAIBackend
-from services.inference.wire import info_to_wire, outcome_to_wire, request_from_wire
+from services.inference.wire import info_to_wire, request_from_wire
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
 

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-from raildebug.v1 import common_pb2, inference_pb2
-from services.inference.models import (
-    ChatTurn,
-    FinishReason,
-    GenerationOutcome,
-    GenerationRequest,
-    ModelInfo,
-    Sampling,
-)
-
-_FINISH_TO_WIRE = {
-    FinishReason.LENGTH: inference_pb2.FINISH_REASON_LENGTH,
-    FinishReason.STOP: inference_pb2.FINISH_REASON_STOP,
-    FinishReason.EOS: inference_pb2.FINISH_REASON_EOS,
-    FinishReason.CANCELLED: inference_pb2.FINISH_REASON_CANCELLED,
-    FinishReason.ERROR: inference_pb2.FINISH_REASON_ERROR,
-}
-FINISH_FROM_WIRE = {wire: reason for reason, wire in _FINISH_TO_WIRE.items()}
+from raildebug.v1 import inference_pb2
+from services.inference.models import ChatTurn, GenerationRequest, ModelInfo, Sampling
 
 
 def request_from_wire(message: inference_pb2.GenerateRequest) -> GenerationRequest:
@@ -43,26 +27,6 @@ def request_from_wire(message: inference_pb2.GenerateRequest) -> GenerationReque
         request_id=message.request_id,
         grammar=message.grammar,
         json_schema=message.json_schema,
-    )
-
-
-def outcome_to_wire(outcome: GenerationOutcome) -> inference_pb2.GenerationResult:
-    return inference_pb2.GenerationResult(
-        finish_reason=_FINISH_TO_WIRE[outcome.finish_reason],
-        usage=common_pb2.TokenUsage(
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            cached_prompt_tokens=outcome.cached_prompt_tokens,
-        ),
-        timings=common_pb2.GenerationTimings(
-            queue_ms=outcome.queue_ms,
-            time_to_first_token_ms=outcome.time_to_first_token_ms,
-            prefill_ms=outcome.prefill_ms,
-            decode_ms=outcome.decode_ms,
-            total_ms=outcome.total_ms,
-        ),
-        model=outcome.model,
-        error=outcome.error,
     )
 
 

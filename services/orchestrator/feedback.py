@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 from raildebug.errors import InvalidRequest, NotFound
-from raildebug.tracing import get_tracer
+from raildebug.observability.tracing import get_tracer
 from services.orchestrator.models import MAX_COMMENT_CHARS, AnsweredRequest, FeedbackEntry
 
 _SCHEMA = """

@@ -16,14 +16,9 @@ from typing import Protocol
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from raildebug.domain import GenerationOutcome
 from raildebug.errors import DeadlineExceeded, RailDebugError
-from services.orchestrator.models import (
-    ContextPassage,
-    DebugEvent,
-    DebugQuestion,
-    DebugSummary,
-    GenerationStats,
-)
+from services.orchestrator.models import ContextPassage, DebugEvent, DebugQuestion, DebugSummary
 from services.orchestrator.prompting import PromptTemplate
 
 
@@ -50,7 +45,7 @@ class DebugState:
     prompt: str = ""
     # analysis
     answer_parts: list[str] = field(default_factory=list)
-    generation: GenerationStats | None = None
+    generation: GenerationOutcome | None = None
     first_delta_at: float | None = None
     # response
     summary: DebugSummary | None = None

@@ -1,9 +1,9 @@
-"""Orchestrator metrics (Prometheus via raildebug.metrics); RPC counts by status, durations and
-rate-limited calls come from the shared server interceptors."""
+"""Orchestrator metrics (Prometheus via raildebug.observability.metrics); RPC counts by
+status, durations and rate-limited calls come from the shared server interceptors."""
 
 from __future__ import annotations
 
-from raildebug.metrics import meter
+from raildebug.observability.metrics import meter
 
 _meter = meter("raildebug.orchestrator")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.retriever.models import PassageFilter
+from raildebug.domain import PassageFilter
 
 MAX_QUESTION_CHARS = 4_000
 MAX_SNIPPET_CHARS = 20_000
@@ -43,7 +43,7 @@ class ContextPassage:
 
 
 @dataclass(frozen=True)
-class GenerationStats:
+class GenerationOutcome:
     """What the generator reports once the answer is complete."""
 
     finish_reason: str
@@ -84,7 +84,7 @@ class AnswerDelta:
 @dataclass(frozen=True)
 class DebugSummary:
     request_id: str
-    generation: GenerationStats
+    generation: GenerationOutcome
     latency_ms: float
     time_to_first_token_ms: float
     prompt_version: str

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
-from raildebug.tracing import get_tracer
+from raildebug.observability.tracing import get_tracer
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.experiments import PromptExperiment
 from services.orchestrator.graph import DebugState, Stage, StageGraph

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from services.orchestrator.models import AnalysisInput, ContextPassage, GenerationStats
-from services.retriever.models import PassageFilter
+from raildebug.domain import GenerationOutcome, PassageFilter
+from services.orchestrator.models import AnalysisInput, ContextPassage
 
 
 class PassageSource(Protocol):
@@ -31,8 +31,8 @@ class AnswerGenerator(Protocol):
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationStats]:
-        """Yields text deltas, then exactly one GenerationStats."""
+    ) -> Iterator[str | GenerationOutcome]:
+        """Yields text deltas, then exactly one GenerationOutcome."""
         ...
 
 
@@ -56,8 +56,8 @@ class Analyzer(Protocol):
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationStats]:
-        """Yields text deltas, then exactly one GenerationStats."""
+    ) -> Iterator[str | GenerationOutcome]:
+        """Yields text deltas, then exactly one GenerationOutcome."""
         ...
 
 
@@ -69,6 +69,6 @@ class CompiledProgram(Protocol):
 
     def stream(
         self, work: AnalysisInput, *, timeout_s: float, is_cancelled: Callable[[], bool]
-    ) -> Iterator[str | GenerationStats]:
-        """Yields the answer text as it is produced, then exactly one GenerationStats."""
+    ) -> Iterator[str | GenerationOutcome]:
+        """Yields the answer text as it is produced, then exactly one GenerationOutcome."""
         ...

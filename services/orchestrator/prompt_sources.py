@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompting import PromptTemplate, parse_template
 

@@ -17,8 +17,9 @@ from typing import Protocol
 
 import redis
 
-from raildebug.telemetry import get_logger
-from services.orchestrator.models import ContextPassage, DebugQuestion, GenerationStats
+from raildebug.domain import GenerationOutcome
+from raildebug.observability.logging import get_logger
+from services.orchestrator.models import ContextPassage, DebugQuestion
 
 log = get_logger(__name__)
 
@@ -27,7 +28,7 @@ log = get_logger(__name__)
 class CachedAnswer:
     passages: list[ContextPassage]
     deltas: list[str]  # as the analyzer streamed them, so a replay streams the same way
-    generation: GenerationStats
+    generation: GenerationOutcome
 
     @property
     def answer(self) -> str:
@@ -42,7 +43,7 @@ class CachedAnswer:
         return cls(
             passages=[ContextPassage(**p) for p in data["passages"]],
             deltas=list(data["deltas"]),
-            generation=GenerationStats(**data["generation"]),
+            generation=GenerationOutcome(**data["generation"]),
         )
 
 

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 import grpc
 from opentelemetry.trace import TracerProvider
 
-from raildebug.config import OrchestratorSettings
 from raildebug.grpc_runtime.context import absolute_deadline, cancellation_flag
 from raildebug.grpc_runtime.security import ChannelSecurity
 from raildebug.grpc_runtime.server import RailDebugServer
+from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.analyzers.selection import build_analyzer
+from services.orchestrator.clients.inference import InferenceClient
+from services.orchestrator.clients.retriever import RetrieverClient
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.experiments import PromptExperiment
 from services.orchestrator.feedback import FeedbackLog
@@ -29,7 +31,6 @@ from services.orchestrator.response_cache import (
     ResponseCache,
 )
 from services.orchestrator.stages.retrieval import DeadlinePolicy
-from services.orchestrator.upstream import InferenceClient, RetrieverClient
 from services.orchestrator.wire import event_to_wire, feedback_from_wire, question_from_wire
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from raildebug.contracts import filter_from_wire
 from raildebug.v1 import common_pb2, orchestrator_pb2
 from services.orchestrator.models import (
     AnswerDelta,
@@ -11,7 +12,6 @@ from services.orchestrator.models import (
     DebugSummary,
     FeedbackEntry,
 )
-from services.retriever.wire import filter_from_wire
 
 
 def question_from_wire(request: orchestrator_pb2.DebugRequest) -> DebugQuestion:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from raildebug.errors import NotFound
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from raildebug.domain import PassageFilter
 from raildebug.errors import InvalidRequest
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.retriever.analysis import identifier_share, identifiers
 from services.retriever.chunking import CHUNKER_VERSION, chunk_document
 from services.retriever.embedding import Embedder
@@ -38,7 +39,6 @@ from services.retriever.models import (
     FusionMethod,
     IngestFailure,
     IngestReport,
-    PassageFilter,
     RankingProfile,
     ScoredPassage,
     SearchQuery,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from raildebug.domain import PassageFilter
+
 # Metadata keys that can be filtered on; other keys given at ingest are stored but not filterable.
 FILTERABLE_METADATA = ("subsystem", "version", "component")
 
@@ -54,16 +56,6 @@ class Chunk:
     kind: str
     language: str
     title: str
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PassageFilter:
-    """Restricts candidates before ranking; empty fields do not filter."""
-
-    kinds: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    source_prefix: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
 
 

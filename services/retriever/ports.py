@@ -13,7 +13,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from services.retriever.models import Chunk, KeywordAnalyzer, PassageFilter, StoreStats
+from raildebug.domain import PassageFilter
+from services.retriever.models import Chunk, KeywordAnalyzer, StoreStats
 
 Hits = list[tuple[Chunk, float]]
 

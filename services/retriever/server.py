@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import grpc
 
-from raildebug.config import RetrieverSettings
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
+from raildebug.settings import RetrieverSettings
 from raildebug.v1 import retriever_pb2, retriever_pb2_grpc
 from services.retriever.index import RetrievalIndex
 from services.retriever.wire import (

@@ -39,16 +39,11 @@ from lancedb.index import FTS, IvfHnswSq
 from lancedb.query import FullTextOperator, LanceVectorQueryBuilder, MatchQuery
 from lancedb.table import Table
 
+from raildebug.domain import PassageFilter
 from raildebug.errors import InvalidRequest, NotReady
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.retriever.analysis import analyze, analyze_all
-from services.retriever.models import (
-    FILTERABLE_METADATA,
-    Chunk,
-    KeywordAnalyzer,
-    PassageFilter,
-    StoreStats,
-)
+from services.retriever.models import FILTERABLE_METADATA, Chunk, KeywordAnalyzer, StoreStats
 from services.retriever.ports import SourceVersion
 
 log = get_logger(__name__)

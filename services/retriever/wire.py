@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from raildebug.v1 import common_pb2, retriever_pb2
+from raildebug.contracts import filter_from_wire
+from raildebug.v1 import retriever_pb2
 from services.retriever.models import (
     DEFAULT_ALPHA,
     DEFAULT_K,
     FusionMethod,
     IngestReport,
-    PassageFilter,
     ScoredPassage,
     SearchQuery,
     SearchResult,
@@ -21,24 +21,6 @@ _FUSION_FROM_WIRE = {
     retriever_pb2.FUSION_TYPE_RELATIVE_SCORE: FusionMethod.RELATIVE_SCORE,
     retriever_pb2.FUSION_TYPE_RANKED: FusionMethod.RANKED,
 }
-
-
-def filter_from_wire(message: common_pb2.PassageFilter) -> PassageFilter:
-    return PassageFilter(
-        kinds=tuple(message.kinds),
-        languages=tuple(message.languages),
-        source_prefix=message.source_prefix,
-        metadata=dict(message.metadata),
-    )
-
-
-def filter_to_wire(passage_filter: PassageFilter) -> common_pb2.PassageFilter:
-    return common_pb2.PassageFilter(
-        kinds=list(passage_filter.kinds),
-        languages=list(passage_filter.languages),
-        source_prefix=passage_filter.source_prefix,
-        metadata=passage_filter.metadata,
-    )
 
 
 def query_from_wire(request: retriever_pb2.SearchRequest) -> SearchQuery:

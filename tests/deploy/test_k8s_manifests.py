@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from raildebug.config import (
+from raildebug.settings import (
     InferenceSettings,
     OrchestratorSettings,
     RetrieverSettings,
@@ -28,7 +28,8 @@ from tests.deploy.k8s_policy import (
 Rendered = dict[str, list[dict[str, Any]]]
 PROMPTS_DIR = REPO_ROOT / "services" / "orchestrator" / "prompts"
 # Variables the manifests set that are not (yet) RAILDEBUG_* service settings: logging is read
-# by raildebug.telemetry; the Weaviate connection is configuration for the production store.
+# by raildebug.observability.logging; the Weaviate connection
+# is configuration for the production store.
 NON_SETTINGS_ENV = {
     "RAILDEBUG_LOG_LEVEL",
     "RAILDEBUG_LOG_FORMAT",
@@ -182,7 +183,7 @@ def test_no_secret_values_only_references(rendered: Rendered, overlay: str) -> N
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_configured_variable_is_a_real_setting(rendered: Rendered, overlay: str) -> None:
-    """Catches drift between the manifests and raildebug/config.py (a renamed setting)."""
+    """Catches drift between the manifests and raildebug/settings.py (a renamed setting)."""
     for service, (prefix, settings) in SETTINGS.items():
         data = config_map(rendered[overlay], f"{service}-settings")["data"]
         kind = "StatefulSet" if service == "retriever" else "Deployment"

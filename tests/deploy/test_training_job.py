@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from raildebug.cli.train_k8s import add_kubernetes_commands
+from apps.cli.train_k8s import add_kubernetes_commands
 from tests.deploy.conftest import KUBERNETES_VERSION
 from tests.deploy.fake_apiserver import FakeApiServer
 from tests.deploy.k8s_policy import gpu_problems, security_problems

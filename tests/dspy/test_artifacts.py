@@ -9,9 +9,9 @@ from typing import Any
 import dspy
 import pytest
 
-from raildebug.dspy_rail.artifacts import SHIPPED_PROGRAMS_DIR, ProgramStore
-from raildebug.dspy_rail.program import RailFixRAG
 from raildebug.errors import InvalidRequest, NotFound
+from services.orchestrator.analyzers.dspy.artifacts import SHIPPED_PROGRAMS_DIR, ProgramStore
+from services.orchestrator.analyzers.dspy.program import RailFixRAG
 
 
 def manifest(name: str = "rail_fix") -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dspy
 import pytest
 
-from raildebug.dspy_rail.metric import (
+from training.dspy.metric import (
     PASS_THRESHOLD,
     gold_identifiers,
     rail_fix_metric,

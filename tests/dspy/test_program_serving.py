@@ -10,13 +10,13 @@ from pathlib import Path
 import dspy
 import pytest
 
-from raildebug.dspy_rail.artifacts import ProgramStore
-from raildebug.dspy_rail.engine import InferenceEngine, rail_lm
-from raildebug.dspy_rail.program import RailFixRAG, rail_settings
 from raildebug.errors import InvalidRequest
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from services.orchestrator.upstream import RetrieverClient
+from services.orchestrator.analyzers.dspy.artifacts import ProgramStore
+from services.orchestrator.analyzers.dspy.lm import InferenceEngine, rail_lm
+from services.orchestrator.analyzers.dspy.program import RailFixRAG, rail_settings
+from services.orchestrator.clients.retriever import RetrieverClient
 from tests.e2e.conftest import REPO_ROOT, ServiceProcess, StartService
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +91,7 @@ def test_compile_command_writes_a_versioned_artifact(
         "max_bootstrapped_demos: 1\nmax_labeled_demos: 1\n"
     )
     programs = tmp_path / "programs"
-    command = [sys.executable, "-m", "raildebug.cli.main", "dspy", "--programs-dir", str(programs)]
+    command = [sys.executable, "-m", "apps.cli.main", "dspy", "--programs-dir", str(programs)]
     result = subprocess.run(
         [*command, "compile", "--config", str(config), "--inference", inference.address],
         cwd=REPO_ROOT,

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from raildebug.cli.health import wait_until_serving
+from apps.cli.health import wait_until_serving
 from raildebug.grpc_runtime.channels import open_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def start_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartSer
         }
         log_path = data_dir / f"{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "raildebug.cli.main", "serve", name],
+            [sys.executable, "-m", "apps.cli.main", "serve", name],
             env=env,
             cwd=REPO_ROOT,
             stdout=log_path.open("wb"),
@@ -129,7 +129,7 @@ def stack(start_service: StartService, sample_corpus: Path) -> Stack:
         [
             sys.executable,
             "-m",
-            "raildebug.cli.main",
+            "apps.cli.main",
             "ingest",
             str(sample_corpus),
             "--exclude",

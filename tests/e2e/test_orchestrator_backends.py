@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from raildebug.cli.main import main
-from raildebug.config import OrchestratorSettings
+from apps.cli.main import main
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.server import RailDebugServer
+from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.server import build_server, prompt_experiment

@@ -12,10 +12,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from raildebug.config import OrchestratorSettings
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.security import ChannelSecurity
 from raildebug.grpc_runtime.server import RailDebugServer
+from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
 

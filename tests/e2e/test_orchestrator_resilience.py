@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from raildebug.cli.health import wait_until_serving
-from raildebug.config import OrchestratorSettings
+from apps.cli.health import wait_until_serving
 from raildebug.grpc_runtime.channels import open_channel
+from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
 
@@ -47,7 +47,7 @@ def inference_process(port: int, log_path: Path) -> Iterator[subprocess.Popen[by
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "raildebug.cli.main", "serve", "inference"],
+            [sys.executable, "-m", "apps.cli.main", "serve", "inference"],
             env=env,
             cwd=REPO_ROOT,
             stdout=log,

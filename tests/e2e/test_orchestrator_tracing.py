@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from raildebug.config import OrchestratorSettings
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.server import RailDebugServer
+from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
 

@@ -14,9 +14,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from raildebug.config import InferenceSettings
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
+from raildebug.settings import InferenceSettings
 from raildebug.v1 import inference_pb2, inference_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from services.inference.engine import LlamaEngine
 from services.inference.server import SERVICE_NAME, InferenceServicer

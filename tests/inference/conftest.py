@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from raildebug.domain import GenerationOutcome
 from services.inference.engine import LlamaEngine
-from services.inference.models import (
-    GenerationOutcome,
-    GenerationRequest,
-    Sampling,
-)
+from services.inference.models import GenerationRequest, Sampling
 
 SLOTS = 4
 MAX_QUEUE = 2

@@ -9,14 +9,10 @@ import time
 
 import pytest
 
+from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import DeadlineExceeded, InvalidRequest, Overloaded
 from services.inference.engine import LlamaEngine
-from services.inference.models import (
-    FinishReason,
-    GenerationOutcome,
-    GenerationRequest,
-    Sampling,
-)
+from services.inference.models import GenerationRequest, Sampling
 
 from .conftest import GREEDY, MAX_QUEUE, SLOTS, finish, run, start
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import redis
 from opentelemetry.trace import TracerProvider
 
-from raildebug.config import InferenceSettings, RetrieverSettings
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
+from raildebug.settings import InferenceSettings, RetrieverSettings
 from raildebug.v1 import inference_pb2_grpc, retriever_pb2_grpc
 from services.inference.engine import LlamaEngine
 from services.inference.server import SERVICE_NAME as INFERENCE_SERVICE

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from raildebug.config import ServerSettings
 from raildebug.grpc_runtime.auth import TokenGrant, load_grants
+from raildebug.settings import ServerSettings
 
 
 def test_grants_come_from_env_entries_and_the_mounted_file(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from raildebug.config import OrchestratorSettings
+from raildebug.domain import GenerationOutcome
+from raildebug.settings import OrchestratorSettings
 from services.orchestrator.analyzers.compiled_dspy import (
     PROGRAM_MODULE,
     AnalyzerUnavailable,
@@ -20,9 +21,9 @@ from services.orchestrator.analyzers.compiled_dspy import (
 from services.orchestrator.analyzers.openai_chat import OpenAIChatAnalyzer
 from services.orchestrator.analyzers.prompted import PromptedAnalyzer
 from services.orchestrator.analyzers.selection import build_analyzer
-from services.orchestrator.models import AnalysisInput, DebugQuestion, GenerationStats
+from services.orchestrator.clients.inference import InferenceClient
+from services.orchestrator.models import AnalysisInput, DebugQuestion
 from services.orchestrator.server import build_server
-from services.orchestrator.upstream import InferenceClient
 
 
 def _settings(tmp_path: Path, **fields: Any) -> OrchestratorSettings:
@@ -64,9 +65,9 @@ class _Program:
 
     def stream(
         self, work: AnalysisInput, *, timeout_s: float, is_cancelled: Callable[[], bool]
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Iterator[str | GenerationOutcome]:
         yield f"fix for: {work.question.question}"
-        yield GenerationStats("stop", 1, 2, 0, 0, 0, 0, 0, 0, self.model)
+        yield GenerationOutcome("stop", 1, 2, 0, 0, 0, 0, 0, 0, self.model)
 
 
 def test_dspy_loads_the_named_program_through_the_seam(
@@ -88,7 +89,7 @@ def test_dspy_loads_the_named_program_through_the_seam(
     assert analyzer.model(1.0) == "Gemma 3 270m (dspy:rail_fix_v3)"
     work = AnalysisInput(DebugQuestion(question="E73-B"), [], "", (), 10)
     items = list(analyzer.analyze(work, timeout_s=1, request_id="r", is_cancelled=lambda: False))
-    assert items[0] == "fix for: E73-B" and isinstance(items[1], GenerationStats)
+    assert items[0] == "fix for: E73-B" and isinstance(items[1], GenerationOutcome)
 
 
 def test_unknown_prompt_labels_fail_at_startup(tmp_path: Path) -> None:

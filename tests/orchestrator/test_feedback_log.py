@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from raildebug.cli.main import main
+from apps.cli.main import main
+from raildebug.domain import GenerationOutcome
 from services.orchestrator.feedback import FeedbackLog
 from services.orchestrator.models import (
     AnsweredRequest,
@@ -14,10 +15,9 @@ from services.orchestrator.models import (
     DebugQuestion,
     DebugSummary,
     FeedbackEntry,
-    GenerationStats,
 )
 
-STATS = GenerationStats("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m")
+STATS = GenerationOutcome("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m")
 PASSAGE = ContextPassage(
     "p1", "E73-B: lock timeout", "docs/errors-points.md", 3, 9, "E73-B", "doc", 0.8, "[1]"
 )

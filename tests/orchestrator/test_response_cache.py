@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from services.orchestrator.models import ContextPassage, DebugQuestion, GenerationStats
+from raildebug.domain import GenerationOutcome, PassageFilter
+from services.orchestrator.models import ContextPassage, DebugQuestion
 from services.orchestrator.response_cache import (
     CachedAnswer,
     MemoryResponseCache,
@@ -14,7 +15,6 @@ from services.orchestrator.response_cache import (
     ResponseCache,
     cache_key,
 )
-from services.retriever.models import PassageFilter
 
 ENTRY = CachedAnswer(
     passages=[
@@ -23,7 +23,7 @@ ENTRY = CachedAnswer(
         )
     ],
     deltas=["Cause:", " lock", " timeout", " [1]."],
-    generation=GenerationStats("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m"),
+    generation=GenerationOutcome("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m"),
 )
 
 

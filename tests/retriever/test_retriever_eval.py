@@ -86,7 +86,7 @@ PASSAGES = [
 def raildebug(*args: str) -> subprocess.CompletedProcess[str]:
     """The real command in its own process (it configures process-wide logging)."""
     return subprocess.run(
-        [sys.executable, "-m", "raildebug.cli.main", *args],
+        [sys.executable, "-m", "apps.cli.main", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

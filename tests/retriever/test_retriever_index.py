@@ -12,17 +12,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from raildebug.domain import PassageFilter
 from raildebug.errors import InvalidRequest
 from services.retriever.chunking import chunk_document
 from services.retriever.embedding import Embedder
 from services.retriever.index import RetrievalIndex
-from services.retriever.models import (
-    FusionMethod,
-    IngestFailure,
-    PassageFilter,
-    SearchQuery,
-    SourceDocument,
-)
+from services.retriever.models import FusionMethod, IngestFailure, SearchQuery, SourceDocument
 
 
 def total_chunks(docs: list[SourceDocument]) -> int:

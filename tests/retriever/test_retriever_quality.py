@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from fpdf import FPDF
 
+from raildebug.domain import PassageFilter
 from raildebug.errors import InvalidRequest
 from services.retriever.chunking import chunk_document
 from services.retriever.index import RetrievalIndex
 from services.retriever.models import (
     WEAVIATE_PROFILE,
     DuplicateDocument,
-    PassageFilter,
     RankingProfile,
     SearchQuery,
     SourceDocument,

@@ -8,10 +8,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from raildebug.domain import PassageFilter
 from raildebug.errors import InvalidRequest, NotReady
 from services.retriever.chunking import chunk_document
 from services.retriever.embedding import Embedder
-from services.retriever.models import PassageFilter, SourceDocument
+from services.retriever.models import SourceDocument
 from services.retriever.ports import SourceVersion
 from services.retriever.store import LanceChunkStore, build_where, sql_string
 

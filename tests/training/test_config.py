@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raildebug.cli.main import main
+from apps.cli.main import main
 from raildebug.errors import InvalidRequest
 from training.config import load_training_config
 

@@ -31,7 +31,7 @@ def _torchrun(config: TrainingConfig, tmp_path: Path, *extra: str) -> subprocess
         "--nproc_per_node",
         "2",
         "-m",
-        "raildebug.cli.main",
+        "apps.cli.main",
         "train",
         "finetune",
         "--config",

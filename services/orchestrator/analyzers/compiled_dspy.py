@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 
-from raildebug.config import OrchestratorSettings
-from services.orchestrator.models import AnalysisInput, GenerationStats
+from raildebug.domain import GenerationOutcome
+from raildebug.settings import OrchestratorSettings
+from services.orchestrator.models import AnalysisInput
 from services.orchestrator.ports import CompiledProgram
 
-PROGRAM_MODULE = "services.orchestrator.analyzers.dspy_program"
+PROGRAM_MODULE = "services.orchestrator.analyzers.dspy.serving"
 
 
 class AnalyzerUnavailable(RuntimeError):
@@ -57,5 +58,5 @@ class CompiledDspyAnalyzer:
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Iterator[str | GenerationOutcome]:
         return self._program.stream(work, timeout_s=timeout_s, is_cancelled=is_cancelled)

@@ -8,8 +8,9 @@ from typing import Any
 
 import openai
 
+from raildebug.domain import GenerationOutcome
 from raildebug.errors import DeadlineExceeded, InvalidRequest, NotReady, Overloaded
-from services.orchestrator.models import AnalysisInput, GenerationStats
+from services.orchestrator.models import AnalysisInput
 
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "stop"}
 _MAX_STOP_SEQUENCES = 4  # the OpenAI API refuses more
@@ -39,7 +40,7 @@ class OpenAIChatAnalyzer:
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Iterator[str | GenerationOutcome]:
         started = time.monotonic()
         first_at: float | None = None
         finish, model = "error", self._model
@@ -81,7 +82,7 @@ class OpenAIChatAnalyzer:
             raise NotReady(f"openai backend failed: {error}") from error
         ended = time.monotonic()
         ttft_ms = ((first_at or ended) - started) * 1000
-        yield GenerationStats(
+        yield GenerationOutcome(
             finish_reason=finish,
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,

@@ -1,21 +1,24 @@
-"""The default analyzer: send the rendered prompt to a text generator (our inference service)."""
+"""The default analyzer: send the rendered prompt to our inference service."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from services.orchestrator.models import AnalysisInput, GenerationStats
-from services.orchestrator.ports import AnswerGenerator
+from raildebug.domain import GenerationOutcome
+from services.orchestrator.clients.inference import Generation, InferenceClient
+from services.orchestrator.models import AnalysisInput
 
 
 class PromptedAnalyzer:
-    name = "gguf"
+    """Streams the versioned prompt template's text through the Inference service."""
 
-    def __init__(self, generator: AnswerGenerator) -> None:
-        self._generator = generator
+    name = "inference"
+
+    def __init__(self, inference: InferenceClient) -> None:
+        self._inference = inference
 
     def model(self, timeout_s: float) -> str:
-        return self._generator.model_name(timeout_s)
+        return self._inference.model_name(timeout_s)
 
     def analyze(
         self,
@@ -24,12 +27,11 @@ class PromptedAnalyzer:
         timeout_s: float,
         request_id: str,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationStats]:
-        return self._generator.generate(
-            work.prompt,
+    ) -> Iterator[str | GenerationOutcome]:
+        generation = Generation(
+            prompt=work.prompt,
             max_tokens=work.max_tokens,
             stop=work.stop,
-            timeout_s=timeout_s,
             request_id=request_id,
-            is_cancelled=is_cancelled,
         )
+        return self._inference.generate(generation, timeout_s=timeout_s, is_cancelled=is_cancelled)

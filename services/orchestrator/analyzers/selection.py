@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raildebug.config import OrchestratorSettings
+from raildebug.settings import OrchestratorSettings
 from services.orchestrator.analyzers.compiled_dspy import AnalyzerUnavailable, CompiledDspyAnalyzer
 from services.orchestrator.analyzers.openai_chat import OpenAIChatAnalyzer
 from services.orchestrator.analyzers.prompted import PromptedAnalyzer

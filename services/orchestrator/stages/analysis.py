@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from opentelemetry.trace import Span
 
+from raildebug.domain import GenerationOutcome
 from raildebug.errors import NotReady
 from services.orchestrator.graph import DebugState
 from services.orchestrator.models import (
@@ -14,7 +15,6 @@ from services.orchestrator.models import (
     AnalysisInput,
     AnswerDelta,
     DebugEvent,
-    GenerationStats,
 )
 from services.orchestrator.ports import Analyzer
 
@@ -49,7 +49,7 @@ class Analyze:
             request_id=state.request_id,
             is_cancelled=state.is_cancelled,
         ):
-            if isinstance(item, GenerationStats):
+            if isinstance(item, GenerationOutcome):
                 state.generation = item
                 continue
             state.first_delta_at = state.first_delta_at or time.monotonic()

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from opentelemetry.trace import Span
 
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.orchestrator import instruments
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.graph import DebugState, summary_attributes

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 
 from raildebug.errors import DeadlineExceeded, NotReady, Overloaded
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 from services.orchestrator.graph import DebugState
 from services.orchestrator.models import DEFAULT_CONTEXT_K, DebugEvent
 from services.orchestrator.ports import PassageSource

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raildebug.config import OrchestratorSettings
 from raildebug.errors import RailDebugError
+from raildebug.settings import OrchestratorSettings
 from services.orchestrator.prompt_registry import PromptRegistry
 
 

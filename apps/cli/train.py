@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from raildebug.cli import train_k8s
+from apps.cli import train_k8s
 from raildebug.errors import RailDebugError
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from raildebug.config import ORCHESTRATOR_PORT
 from raildebug.grpc_runtime.channels import open_channel
+from raildebug.settings import ORCHESTRATOR_PORT
 
 
 def register(commands: Any) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from raildebug.config import InferenceSettings, OrchestratorSettings, RetrieverSettings
 from raildebug.grpc_runtime.server import RailDebugServer
-from raildebug.telemetry import configure_logging
+from raildebug.observability.logging import configure_logging
+from raildebug.settings import InferenceSettings, OrchestratorSettings, RetrieverSettings
 
 SERVICES = ("retriever", "inference", "orchestrator")
 

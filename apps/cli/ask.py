@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 
-from raildebug.config import ORCHESTRATOR_PORT
 from raildebug.grpc_runtime.channels import open_channel
+from raildebug.settings import ORCHESTRATOR_PORT
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import dspy
 
+from raildebug.domain import PassageFilter
 from services.orchestrator.models import ContextPassage
-from services.retriever.models import PassageFilter
 
 PASSAGE_CHARS = 600  # per passage: a few compiled demos plus the question fit in 4096 tokens
 CONTEXT_PASSAGES = 3

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raildebug.cli.health import wait_until_serving
-from raildebug.config import (
+from apps.cli.health import wait_until_serving
+from raildebug.settings import (
     INFERENCE_PORT,
     ORCHESTRATOR_PORT,
     RETRIEVER_PORT,
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for service in _ORDER:
         log_file = (log_dir / f"{service}.log").open("ab")
         processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "raildebug.cli.main", "serve", service],
+            [sys.executable, "-m", "apps.cli.main", "serve", service],
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

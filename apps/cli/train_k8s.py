@@ -1,6 +1,6 @@
 """`raildebug train submit` and `raildebug train status`: training runs as Kubernetes Jobs.
 
-raildebug/cli/train.py calls `add_kubernetes_commands` on its subcommand group; the Job itself is
+apps/cli/train.py calls `add_kubernetes_commands` on its subcommand group; the Job itself is
 rendered and submitted by training/k8s_job.py.
 """
 

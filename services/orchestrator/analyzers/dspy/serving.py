@@ -17,13 +17,14 @@ from pathlib import Path
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from raildebug.config import DspySettings, OrchestratorSettings
-from raildebug.dspy_rail.artifacts import ProgramStore
-from raildebug.dspy_rail.engine import InferenceEngine, RequestScope, rail_lm
-from raildebug.dspy_rail.program import RailFixRAG, format_context, rail_settings
+from raildebug.domain import GenerationOutcome
 from raildebug.errors import NotReady, RailDebugError
+from raildebug.settings import DspySettings, OrchestratorSettings
 from services.inference.wire import FINISH_FROM_WIRE
-from services.orchestrator.models import AnalysisInput, GenerationStats
+from services.orchestrator.analyzers.dspy.artifacts import ProgramStore
+from services.orchestrator.analyzers.dspy.lm import InferenceEngine, RequestScope, rail_lm
+from services.orchestrator.analyzers.dspy.program import RailFixRAG, format_context, rail_settings
+from services.orchestrator.models import AnalysisInput
 
 
 class CompiledRailFix:
@@ -44,8 +45,8 @@ class CompiledRailFix:
 
     def stream(
         self, work: AnalysisInput, *, timeout_s: float, is_cancelled: Callable[[], bool]
-    ) -> Iterator[str | GenerationStats]:
-        """Yields the fix text as it is produced, then exactly one GenerationStats."""
+    ) -> Iterator[str | GenerationOutcome]:
+        """Yields the fix text as it is produced, then exactly one GenerationOutcome."""
         started = time.monotonic()
         request_id = f"dspy-{uuid.uuid4().hex}"
         scope = RequestScope(deadline=started + timeout_s, is_cancelled=is_cancelled)
@@ -99,12 +100,12 @@ def _query(work: AnalysisInput) -> str:
     return "\n\n".join(parts)
 
 
-def _stats(scope: RequestScope, started: float, program_ref: str) -> GenerationStats:
+def _stats(scope: RequestScope, started: float, program_ref: str) -> GenerationOutcome:
     """Sums over the program's LM calls (one for a Predict program)."""
     results = scope.results
     last = results[-1] if results else None
     total_ms = (time.monotonic() - started) * 1000
-    return GenerationStats(
+    return GenerationOutcome(
         finish_reason=(
             FINISH_FROM_WIRE[last.finish_reason].value
             if last and last.finish_reason in FINISH_FROM_WIRE

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from raildebug.config import OrchestratorSettings
+from raildebug.settings import OrchestratorSettings
 from services.orchestrator.feedback import FeedbackLog
 
 

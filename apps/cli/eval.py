@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from raildebug.errors import RailDebugError
-from raildebug.telemetry import configure_logging
+from raildebug.observability.logging import configure_logging
 from services.retriever.evaluation import (
     DEFAULT_ALPHAS,
     METRIC_NAMES,

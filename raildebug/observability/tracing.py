@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from raildebug.telemetry import get_logger
+from raildebug.observability.logging import get_logger
 
 log = get_logger(__name__)
 

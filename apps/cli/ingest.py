@@ -11,9 +11,9 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from raildebug.config import RETRIEVER_PORT
 from raildebug.errors import RailDebugError
 from raildebug.grpc_runtime.channels import open_channel
+from raildebug.settings import RETRIEVER_PORT
 from raildebug.v1 import retriever_pb2, retriever_pb2_grpc
 from services.retriever.sources import iter_source_files, read_source_document
 from services.retriever.wire import document_to_wire

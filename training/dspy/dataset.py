@@ -15,10 +15,10 @@ from pathlib import Path
 
 import dspy
 
-from raildebug.dspy_rail.metric import gold_identifiers
-from raildebug.dspy_rail.program import format_context
 from raildebug.errors import InvalidRequest
+from services.orchestrator.analyzers.dspy.program import format_context
 from training.dataset.examples import SFTExample, read_examples
+from training.dspy.metric import gold_identifiers
 
 ContextFor = Callable[[str], str]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raildebug.cli import ask, dspy_cmd, eval, feedback, health, ingest, prompts, serve, train, up
+from apps.cli import ask, dspy_cmd, eval, feedback, health, ingest, prompts, serve, train, up
 
 
 def build_parser() -> argparse.ArgumentParser:

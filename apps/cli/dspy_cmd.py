@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from raildebug.config import DspySettings
 from raildebug.errors import RailDebugError
+from raildebug.settings import DspySettings
 
 
 def register(commands: Any) -> None:
@@ -41,13 +41,13 @@ def register(commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from raildebug.dspy_rail.artifacts import ProgramStore
+    from services.orchestrator.analyzers.dspy.artifacts import ProgramStore
 
     return ProgramStore(args.programs_dir or DspySettings().programs_dir)
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from raildebug.dspy_rail.compiler import CompileConfig, compile_program
+    from training.dspy.compiler import CompileConfig, compile_program
 
     try:
         config = CompileConfig.from_yaml(args.config)

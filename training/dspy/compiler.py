@@ -16,13 +16,13 @@ import dspy
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from raildebug.dspy_rail.artifacts import ProgramStore, StoredProgram
-from raildebug.dspy_rail.dataset import Splits, load_splits
-from raildebug.dspy_rail.engine import InferenceEngine, rail_lm
-from raildebug.dspy_rail.metric import METRIC_VERSION, rail_fix_metric
-from raildebug.dspy_rail.program import RailFixRAG, rail_settings
 from raildebug.errors import InvalidRequest
-from services.orchestrator.upstream import RetrieverClient
+from services.orchestrator.analyzers.dspy.artifacts import ProgramStore, StoredProgram
+from services.orchestrator.analyzers.dspy.lm import InferenceEngine, rail_lm
+from services.orchestrator.analyzers.dspy.program import RailFixRAG, rail_settings
+from services.orchestrator.clients.retriever import RetrieverClient
+from training.dspy.dataset import Splits, load_splits
+from training.dspy.metric import METRIC_VERSION, rail_fix_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,1 @@
+"""Applications on top of the floor, services and offline tools: the `raildebug` command."""

@@ -1,0 +1,1 @@
+"""Observability in one place: structured logging, metrics and tracing."""

@@ -1,0 +1,1 @@
+"""One gRPC client module per upstream service, speaking only the generated contracts."""
