@@ -1,8 +1,10 @@
-"""`raildebug prompts list|show|create|label|rollback|diff`: govern the local prompt registry.
+"""`raildebug prompts list|show|create|label|rollback|diff|push|pull`: govern the prompt registry.
 
 Works on the registry the orchestrator serves from (RAILDEBUG_ORCHESTRATOR_PROMPT_REGISTRY_DIR,
 default $RAILDEBUG_DATA_DIR/prompts). Every change is written to the audit log with who made it
-and why; a running orchestrator picks label moves up on its next request.
+and why; a running orchestrator picks label moves up on its next request. `push --to langfuse`
+and `pull --from langfuse` sync versions, labels and messages with the Langfuse project of
+RAILDEBUG_ORCHESTRATOR_LANGFUSE_HOST / _PUBLIC_KEY / _SECRET_KEY (and log who synced what).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from raildebug.errors import RailDebugError
 from raildebug.settings import OrchestratorSettings
+from services.orchestrator import langfuse_prompts
 from services.orchestrator.prompt_registry import PromptRegistry
 
 
@@ -53,7 +56,18 @@ def register(commands: Any) -> None:
     diff.add_argument("old", help="version number or label")
     diff.add_argument("new", help="version number or label")
 
-    for sub in (create, label, rollback):
+    push = actions.add_parser(
+        "push", help="copy versions and labels to Langfuse (same numbers and messages)"
+    )
+    push.add_argument("name")
+    push.add_argument("--to", dest="target", choices=["langfuse"], required=True)
+    pull = actions.add_parser(
+        "pull", help="copy versions and labels from Langfuse (same numbers and messages)"
+    )
+    pull.add_argument("name")
+    pull.add_argument("--from", dest="source", choices=["langfuse"], required=True)
+
+    for sub in (create, label, rollback, push, pull):
         sub.add_argument("--actor", default=_whoami(), help="who makes the change")
     parser.set_defaults(run=run)
 
@@ -123,6 +137,20 @@ def _diff(registry: PromptRegistry, args: argparse.Namespace) -> None:
     print(registry.diff(args.name, old, new) or f"{args.name}@{old} and @{new} are identical")
 
 
+def _push(registry: PromptRegistry, args: argparse.Namespace) -> None:
+    settings = OrchestratorSettings()
+    client = langfuse_prompts.connect_from(settings)
+    report = langfuse_prompts.push(registry, client, args.name, args.actor, settings.langfuse_host)
+    print("\n".join(report.lines(args.name, "langfuse")))
+
+
+def _pull(registry: PromptRegistry, args: argparse.Namespace) -> None:
+    settings = OrchestratorSettings()
+    client = langfuse_prompts.connect_from(settings)
+    report = langfuse_prompts.pull(registry, client, args.name, args.actor, settings.langfuse_host)
+    print("\n".join(report.lines(args.name, "local")))
+
+
 def _version(registry: PromptRegistry, name: str, ref: str) -> int:
     if ref.isdigit():
         return int(ref)
@@ -147,4 +175,6 @@ _ACTIONS = {
     "label": _label,
     "rollback": _rollback,
     "diff": _diff,
+    "push": _push,
+    "pull": _pull,
 }

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raildebug.errors import InvalidRequest, NotFound
-from services.orchestrator.prompting import PROMPTS_DIR, PromptTemplate, parse_template
+from services.orchestrator.prompting import (
+    PROMPTS_DIR,
+    PromptTemplate,
+    check_renders,
+    parse_template,
+)
 
 STANDARD_LABELS = ("production", "staging", "dev")
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -69,7 +74,7 @@ class PromptVersion:
 class AuditEntry:
     at: float
     actor: str
-    action: str  # "create", "label", "rollback", "seed"
+    action: str  # "create", "label", "rollback", "seed"; "push", "pull" (Langfuse sync)
     name: str
     label: str
     version: int
@@ -139,8 +144,22 @@ class PromptRegistry:
             )
         return self.template(name, version)
 
-    def create(self, name: str, body: str, author: str, message: str) -> int:
-        """Store the template TOML `body` as the next version of `name`; returns its number."""
+    def create(
+        self,
+        name: str,
+        body: str,
+        author: str,
+        message: str,
+        *,
+        expect_version: int | None = None,
+        actor: str | None = None,
+        action: str = "create",
+    ) -> int:
+        """Store the template TOML `body` as the next version of `name`; returns its number.
+
+        `expect_version` refuses the version unless it gets that number (a pull keeps Langfuse's
+        numbers); `actor` and `action` are what the audit log records (default: the author
+        created it)."""
         _check_name(name)
         if not message.strip():
             raise InvalidRequest("say what changed: a version needs a message")
@@ -149,20 +168,43 @@ class PromptRegistry:
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)
             ).fetchone()
             version = int(latest) + 1
+            if expect_version is not None and version != expect_version:
+                raise InvalidRequest(
+                    f"{name}@{expect_version} cannot be stored: the next local version is {version}"
+                )
             body = _with_identity(body, name, version)
-            parse_template(body, f"new version of {name}")
+            origin = f"new version of {name}"
+            check_renders(parse_template(body, origin), origin)
             self._insert_version(name, version, body, author, message)
-            self._audit(author, "create", name, "", version, None, message)
+            self._audit(actor or author, action, name, "", version, None, message)
         return version
 
-    def set_label(self, name: str, label: str, version: int, actor: str, reason: str) -> None:
-        self._move_label(name, label, version, actor, reason, "label")
+    def set_label(
+        self, name: str, label: str, version: int, actor: str, reason: str, action: str = "label"
+    ) -> None:
+        """Point `label` at `version`; `action` is what the audit log calls the move ("label",
+        or "pull" when it follows a label moved in Langfuse)."""
+        self._move_label(name, label, version, actor, reason, action)
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        name: str,
+        label: str,
+        version: int,
+        previous_version: int | None,
+        reason: str,
+    ) -> None:
+        """Audit a change made elsewhere with this registry's versions (a push to Langfuse):
+        who, what, which version, what the label pointed to there before, and why."""
+        self._audit(actor, action, name, label, version, previous_version, reason)
 
     def rollback(self, name: str, label: str, actor: str, reason: str) -> int:
         """Point `label` back to the version it had before its last move; returns that version."""
         row = self._db.execute(
             "SELECT previous_version, version FROM audit WHERE name = ? AND label = ? "
-            "AND action IN ('label', 'rollback', 'seed') ORDER BY id DESC LIMIT 1",
+            "AND action IN ('label', 'rollback', 'seed', 'pull') ORDER BY id DESC LIMIT 1",
             (name, label),
         ).fetchone()
         if row is None or row[0] is None:

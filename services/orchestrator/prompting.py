@@ -90,6 +90,27 @@ def parse_template(text: str, origin: str) -> PromptTemplate:
     return template
 
 
+def check_renders(template: PromptTemplate, origin: str) -> PromptTemplate:
+    """`template` once it has rendered sample questions with and without passages: a template
+    that parses but names a variable the pipeline does not pass (or fails at render time) is
+    refused here, not on a caller's request. Returns it; InvalidRequest says what is wrong."""
+    samples = (DebugQuestion(question="q", code_snippet="c", error_log="e"), DebugQuestion("q"))
+    passage = ContextPassage(
+        id="p", text="t", source="s", line_start=1, line_end=2, title="", kind="doc", score=1.0
+    )
+    if template.max_context_chars <= 0:
+        raise InvalidRequest(f"{origin}: max_context_chars must be positive")
+    try:
+        for sample in samples:
+            for passages in ([], template.fit_passages([passage])):
+                template.render(sample, passages)
+    except Exception as error:  # undefined names, type errors in expressions, ...
+        raise InvalidRequest(
+            f"{origin}: template does not render: {type(error).__name__}: {error}"
+        ) from None
+    return template
+
+
 def _quoted(text: str) -> str:
     """Keep quoted data from closing its own quote block and posing as prompt structure."""
     return (

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompt_sources import LangfusePromptSource, LocalPromptSource
-
-from .helpers import free_port
+from tests.support.net import free_port
 
 
 def test_unreachable_langfuse_falls_back_to_the_local_prompt(tmp_path: Path) -> None:
