@@ -17,12 +17,14 @@ FINISH_TO_WIRE: dict[FinishReason, inference_pb2.FinishReason.ValueType] = {
     FinishReason.CANCELLED: inference_pb2.FINISH_REASON_CANCELLED,
     FinishReason.ERROR: inference_pb2.FINISH_REASON_ERROR,
 }
-_FINISH_FROM_WIRE = {wire: reason for reason, wire in FINISH_TO_WIRE.items()}
+_FINISH_FROM_WIRE: dict[int, FinishReason] = {
+    int(wire): reason for reason, wire in FINISH_TO_WIRE.items()
+}
 
 
 def finish_from_wire(value: int) -> FinishReason:
     """An unknown or unspecified wire value is an error: nothing says the text is whole."""
-    return _FINISH_FROM_WIRE.get(value, FinishReason.ERROR)  # type: ignore[call-overload]
+    return _FINISH_FROM_WIRE.get(value, FinishReason.ERROR)
 
 
 def filter_from_wire(message: common_pb2.PassageFilter) -> PassageFilter:

@@ -5,7 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from apps.cli import ask, dspy_cmd, eval, feedback, health, ingest, prompts, serve, train, up
+from apps.cli import (
+    ask,
+    config,
+    dspy_cmd,
+    eval,
+    feedback,
+    health,
+    ingest,
+    prompts,
+    serve,
+    train,
+    up,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Debug railway control-system software with retrieved, grounded answers.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, up, ingest, ask, health, eval, prompts, feedback, train, dspy_cmd):
+    modules = (serve, up, config, ingest, ask, health, eval, prompts, feedback, train, dspy_cmd)
+    for module in modules:
         module.register(commands)
     return parser
 

@@ -1,59 +1,77 @@
-"""`raildebug serve SERVICE`: run one gRPC server in the foreground until SIGTERM."""
+"""`raildebug serve SERVICE`: run one gRPC server in the foreground until SIGTERM.
+
+The flags of each service are generated from its settings model (raildebug/settings.py):
+`raildebug serve inference --help` lists inference's. Flags win over RAILDEBUG_* variables,
+which win over secret files and defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from raildebug.grpc_runtime.server import RailDebugServer
+from pydantic import ValidationError
+
+from apps.cli.settings_flags import add_settings_flags, settings_overrides
 from raildebug.observability.logging import configure_logging
-from raildebug.settings import InferenceSettings, OrchestratorSettings, RetrieverSettings
+from raildebug.settings import (
+    SERVICE_SETTINGS,
+    InferenceSettings,
+    OrchestratorSettings,
+    RetrieverSettings,
+)
+from raildebug.settings_report import build_settings
 
-SERVICES = ("retriever", "inference", "orchestrator")
+if TYPE_CHECKING:
+    from raildebug.grpc_runtime.server import RailDebugServer
+
+SERVICES = tuple(SERVICE_SETTINGS)
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "serve", help="run one service (retriever, inference, orchestrator)"
     )
-    parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (defaults: 50051 / 50052 / 50053)")
-    parser.add_argument("--model-path", help="inference: GGUF file (default: packaged Gemma)")
-    parser.add_argument("--n-ctx", type=int, help="inference: context length")
-    parser.add_argument("--n-threads", type=int, help="inference: CPU threads")
-    parser.add_argument("--n-gpu-layers", type=int, help="inference: layers on the GPU (-1 all)")
-    parser.add_argument("--store-dir", help="retriever: LanceDB directory")
-    parser.add_argument("--retriever-address", help="orchestrator: retriever host:port")
-    parser.add_argument("--inference-address", help="orchestrator: inference host:port")
+    services = parser.add_subparsers(dest="service", required=True, metavar="SERVICE")
+    for service, model in SERVICE_SETTINGS.items():
+        sub = services.add_parser(
+            service,
+            allow_abbrev=False,  # --auth-tokens must not mean --auth-tokens-file
+            help=f"run the {service} service",
+            description=f"Run the {service} service. Each flag wins over the RAILDEBUG_* "
+            "variable in its help, which wins over the default; secrets have no flag (set "
+            "their variable or a file in RAILDEBUG_SECRETS_DIR). `raildebug config "
+            f"{service}` shows the effective values.",
+        )
+        add_settings_flags(sub, model)
     parser.set_defaults(run=run)
 
 
 def build(service: str, overrides: dict[str, Any]) -> RailDebugServer:
-    """Settings come from RAILDEBUG_* env; flags given on the command line win."""
-    given = {key: value for key, value in overrides.items() if value is not None}
+    """The server of `service`; its settings are `overrides` (flags) over RAILDEBUG_* env,
+    secret files and defaults."""
     if service == "retriever":
         from services.retriever.server import build_server as build_retriever
 
-        return build_retriever(RetrieverSettings(**_pick(given, RetrieverSettings)))
+        return build_retriever(build_settings(RetrieverSettings, overrides))
     if service == "inference":
         from services.inference.server import build_server as build_inference
 
-        return build_inference(InferenceSettings(**_pick(given, InferenceSettings)))
+        return build_inference(build_settings(InferenceSettings, overrides))
     from services.orchestrator.server import build_server as build_orchestrator
 
-    return build_orchestrator(OrchestratorSettings(**_pick(given, OrchestratorSettings)))
+    return build_orchestrator(build_settings(OrchestratorSettings, overrides))
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.service)
-    server = build(args.service, vars(args))
+    try:
+        server = build(args.service, settings_overrides(args))
+    except ValidationError as error:
+        print(f"raildebug serve {args.service}: invalid settings\n{error}", file=sys.stderr)
+        return 2
     server.install_signal_handlers()
     server.start()
     server.wait()
     return 0
-
-
-def _pick(values: dict[str, Any], settings_type: type) -> dict[str, Any]:
-    fields = settings_type.model_fields  # type: ignore[attr-defined]
-    return {key: value for key, value in values.items() if key in fields}

@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from apps.cli.health import wait_until_serving
-from raildebug.settings import (
-    INFERENCE_PORT,
-    ORCHESTRATOR_PORT,
-    RETRIEVER_PORT,
-    default_data_dir,
-)
+from raildebug.settings import SERVICE_SETTINGS, CommonSettings
 
 # Start order: the orchestrator last, so its upstreams are already listening.
 _ORDER = ("retriever", "inference", "orchestrator")
@@ -25,22 +22,18 @@ _ORDER = ("retriever", "inference", "orchestrator")
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("up", help="start all three services on loopback")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
-        "--orchestrator-port",
-        type=int,
-        default=int(os.environ.get("RAILDEBUG_ORCHESTRATOR_PORT", ORCHESTRATOR_PORT)),
+        "--host",
+        default="127.0.0.1",
+        help="interface all three bind and the orchestrator dials (default: %(default)s)",
     )
-    parser.add_argument(
-        "--retriever-port",
-        type=int,
-        default=int(os.environ.get("RAILDEBUG_RETRIEVER_PORT", RETRIEVER_PORT)),
-    )
-    parser.add_argument(
-        "--inference-port",
-        type=int,
-        default=int(os.environ.get("RAILDEBUG_INFERENCE_PORT", INFERENCE_PORT)),
-    )
+    for service in _ORDER:
+        parser.add_argument(
+            f"--{service}-port",
+            type=int,
+            default=None,
+            help=f"default: RAILDEBUG_{service.upper()}_PORT, else the {service}'s default port",
+        )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -51,26 +44,35 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def service_ports(args: argparse.Namespace) -> dict[str, int]:
+    """Each service's port: its flag, else its settings (RAILDEBUG_<SERVICE>_PORT, default)."""
+    ports = {}
+    for service in _ORDER:
+        flag = getattr(args, f"{service}_port")
+        ports[service] = flag if flag is not None else SERVICE_SETTINGS[service]().port
+    return ports
+
+
 def service_environment(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     if args.data_dir is not None:
         env["RAILDEBUG_DATA_DIR"] = str(args.data_dir)
-    ports = {
-        "retriever": args.retriever_port,
-        "inference": args.inference_port,
-        "orchestrator": args.orchestrator_port,
-    }
+    ports = service_ports(args)
     for service, port in ports.items():
         env[f"RAILDEBUG_{service.upper()}_HOST"] = args.host
         env[f"RAILDEBUG_{service.upper()}_PORT"] = str(port)
-    env["RAILDEBUG_ORCHESTRATOR_RETRIEVER_ADDRESS"] = f"{args.host}:{args.retriever_port}"
-    env["RAILDEBUG_ORCHESTRATOR_INFERENCE_ADDRESS"] = f"{args.host}:{args.inference_port}"
+    env["RAILDEBUG_ORCHESTRATOR_RETRIEVER_ADDRESS"] = f"{args.host}:{ports['retriever']}"
+    env["RAILDEBUG_ORCHESTRATOR_INFERENCE_ADDRESS"] = f"{args.host}:{ports['inference']}"
     return env
 
 
 def run(args: argparse.Namespace) -> int:
-    env = service_environment(args)
-    log_dir = Path(env.get("RAILDEBUG_DATA_DIR", default_data_dir())) / "logs"
+    try:
+        env = service_environment(args)
+    except ValidationError as error:
+        print(f"raildebug up: invalid settings\n{error}", file=sys.stderr)
+        return 2
+    log_dir = (args.data_dir or CommonSettings().data_dir) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -108,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
             _wait_all(processes)
             return 1
         print(f"{service} ready at {address}", file=sys.stderr)
-    print(f"RailDebug is up: orchestrator at {args.host}:{args.orchestrator_port}", flush=True)
+    print(
+        f"RailDebug is up: orchestrator at {args.host}:{env['RAILDEBUG_ORCHESTRATOR_PORT']}",
+        flush=True,
+    )
     while not stopping:
         for service, process in processes.items():
             if process.poll() is not None:

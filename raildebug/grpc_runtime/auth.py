@@ -4,18 +4,25 @@ Tokens come from settings (`auth_tokens`, entries separated by ';') and/or a mou
 (`auth_tokens_file`, one entry per line). An entry is `CLIENT TOKEN [METHOD_PREFIX ...]`: the
 caller presenting TOKEN is CLIENT, and may call only methods starting with one of the prefixes
 (all methods when none are given). Tokens never appear in logs or error messages.
+
+Wrong tokens are throttled per peer address: after `auth_failure_burst` of them a peer regains
+one attempt every 1 / `auth_failure_per_s` seconds, and until then every call it makes gets
+RESOURCE_EXHAUSTED (with `retry-after-ms`) before its token is looked at, so guessing runs at
+that rate whatever the answers. A missing token is no guess and is not counted.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from raildebug.errors import PermissionDenied, Unauthenticated
+from raildebug.errors import Overloaded, PermissionDenied, Unauthenticated
+from raildebug.grpc_runtime.context import peer_address
 from raildebug.grpc_runtime.interceptors import GuardInterceptor
 from raildebug.settings import ServerSettings
 
@@ -68,15 +75,34 @@ def load_grants(settings: ServerSettings) -> list[TokenGrant]:
     return grants
 
 
-class BearerTokenInterceptor(GuardInterceptor):
-    """UNAUTHENTICATED without a known token, PERMISSION_DENIED outside the token's methods."""
+class FailureBuckets(Protocol):
+    """Token buckets keyed by peer (raildebug.grpc_runtime.rate_limit's satisfy this)."""
 
-    def __init__(self, grants: list[TokenGrant]) -> None:
+    def take(self, client: str) -> float: ...
+
+    def wait(self, client: str) -> float: ...
+
+
+class BearerTokenInterceptor(GuardInterceptor):
+    """UNAUTHENTICATED without a known token, PERMISSION_DENIED outside the token's methods,
+    RESOURCE_EXHAUSTED for a peer that presented too many wrong tokens (when `failures`)."""
+
+    def __init__(self, grants: list[TokenGrant], failures: FailureBuckets | None = None) -> None:
         if not grants:
             raise ValueError("bearer-token authentication needs at least one token")
         self._grants = grants
+        self._failures = failures
 
     def check(self, method: str, request: Any | None, context: grpc.ServicerContext) -> None:
+        peer = "peer:" + peer_address(context)
+        if self._failures is not None:
+            wait_s = self._failures.wait(peer)
+            if wait_s > 0:
+                raise Overloaded(
+                    f"too many wrong bearer tokens from {peer.split(':', 1)[1]}; calls from "
+                    f"this address are refused for {math.ceil(wait_s * 1000)} ms",
+                    retry_after_s=wait_s,
+                )
         presented = _bearer_token(context)
         if presented is None:
             raise Unauthenticated(
@@ -84,6 +110,8 @@ class BearerTokenInterceptor(GuardInterceptor):
             )
         grant = self._match(presented)
         if grant is None:
+            if self._failures is not None:
+                self._failures.take(peer)
             raise Unauthenticated("the bearer token is not valid for this service")
         authenticated_client.set(grant.client)
         if not grant.allows(method):

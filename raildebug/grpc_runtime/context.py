@@ -1,4 +1,4 @@
-"""Reads what a core needs from a gRPC call context: its deadline and whether it is still wanted."""
+"""Reads what a call context says: the deadline, whether the RPC is still wanted, who called."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def cancellation_flag(context: grpc.ServicerContext) -> Callable[[], bool]:
     ended = threading.Event()
     context.add_callback(ended.set)
     return ended.is_set
+
+
+def peer_address(context: grpc.ServicerContext) -> str:
+    """The caller's address without its port ("ipv4:10.0.0.7", "ipv6:[::1]"), as gRPC saw the
+    connection: behind a proxy that is the proxy's address."""
+    peer = context.peer() or "unknown"
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer  # unix:/path and the like have no port

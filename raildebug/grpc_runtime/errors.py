@@ -7,6 +7,7 @@ import grpc
 from raildebug.errors import (
     DeadlineExceeded,
     InvalidRequest,
+    Misconfigured,
     NotFound,
     NotReady,
     Overloaded,
@@ -25,6 +26,7 @@ _STATUS_BY_ERROR: dict[type[RailDebugError], grpc.StatusCode] = {
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Misconfigured: grpc.StatusCode.INTERNAL,
 }
 
 
@@ -35,8 +37,11 @@ def status_for(error: RailDebugError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# Read backwards, except INTERNAL: an upstream's internal error says nothing about our setup.
 _ERROR_BY_STATUS: dict[grpc.StatusCode, type[RailDebugError]] = {
-    status: error_type for error_type, status in _STATUS_BY_ERROR.items()
+    status: error_type
+    for error_type, status in _STATUS_BY_ERROR.items()
+    if status is not grpc.StatusCode.INTERNAL
 }
 
 

@@ -12,18 +12,13 @@ import grpc
 
 from raildebug.errors import Overloaded, RailDebugError
 from raildebug.grpc_runtime.errors import RETRY_AFTER_METADATA, status_for
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
-from raildebug.observability.metrics import meter
+from raildebug.observability.metrics import histogram, meter
 
 log = get_logger(__name__)
 
-_meter = meter(__name__)
-_requests = _meter.create_counter(
-    "raildebug_rpc_requests", unit="{call}", description="Finished RPCs by method and status."
-)
-_duration = _meter.create_histogram(
-    "raildebug_rpc_duration", unit="ms", description="RPC wall time by method and status."
-)
+_duration = histogram(meter(__name__), conv.METRIC_RPC_SERVER_CALL_DURATION)
 
 # Probes and tooling are never authenticated, rate limited or counted as traffic.
 EXEMPT_SERVICE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
@@ -127,13 +122,20 @@ def _abort(
 
 
 def _log_done(method: str, status: grpc.StatusCode, started: float, **fields: Any) -> None:
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    elapsed_s = time.perf_counter() - started
     level = log.info if status == grpc.StatusCode.OK else log.warning
-    level("rpc", method=method, status=status.name, duration_ms=elapsed_ms, **fields)
+    level(
+        "rpc", method=method, status=status.name, duration_ms=round(elapsed_s * 1000, 1), **fields
+    )
     if not is_exempt(method):
-        labels = {"method": method, "status": status.name}
-        _requests.add(1, labels)
-        _duration.record(elapsed_ms, labels)
+        _duration.record(
+            elapsed_s,
+            {
+                conv.ATTR_RPC_SYSTEM_NAME: conv.RPC_SYSTEM_GRPC,
+                conv.ATTR_RPC_METHOD: method.lstrip("/"),
+                conv.ATTR_RPC_RESPONSE_STATUS_CODE: status.name,
+            },
+        )
 
 
 def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
@@ -144,7 +146,10 @@ def _wrap_unary(behavior: Behavior, method: str) -> Behavior:
         except RailDebugError as error:
             _abort(context, error, method, started)
             raise  # unreachable: abort raises
-        _log_done(method, context.code() or grpc.StatusCode.OK, started)
+        except Exception as error:
+            _log_unexpected(context, error, method, started)
+            raise
+        _log_done(method, _final_status(context), started)
         return response
 
     return wrapped
@@ -158,7 +163,42 @@ def _wrap_stream(behavior: Behavior, method: str) -> Behavior:
         except RailDebugError as error:
             _abort(context, error, method, started)
             return
-        status = grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
-        _log_done(method, context.code() or status, started)
+        except GeneratorExit:
+            # grpc stops reading a stream whose caller cancelled, disconnected or ran out of
+            # time, and drops (closes) the generator: the RPC still gets its line.
+            _log_done(method, _final_status(context, ended_early=True), started)
+            raise
+        except Exception as error:
+            _log_unexpected(context, error, method, started)
+            raise
+        _log_done(method, _final_status(context), started)
 
     return wrapped
+
+
+def _final_status(context: grpc.ServicerContext, ended_early: bool = False) -> grpc.StatusCode:
+    """What the RPC ended with: a status the handler set, else CANCELLED when the caller left
+    (or its deadline passed), else OK."""
+    code = context.code()
+    if code is not None:
+        return code
+    if ended_early or not context.is_active():
+        return _ended_early(context)
+    return grpc.StatusCode.OK
+
+
+def _ended_early(context: grpc.ServicerContext) -> grpc.StatusCode:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
+def _log_unexpected(
+    context: grpc.ServicerContext, error: Exception, method: str, started: float
+) -> None:
+    """A bug, not a domain error: grpc answers UNKNOWN; the access log still says so."""
+    status = context.code()  # a handler that called context.abort itself set one
+    if status is None:
+        status = grpc.StatusCode.UNKNOWN if context.is_active() else _ended_early(context)
+    _log_done(method, status, started, error=f"{type(error).__name__}: {error}")

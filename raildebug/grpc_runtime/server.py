@@ -13,12 +13,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import TracerProvider
 
-from raildebug import tracing
 from raildebug.errors import NotReady
 from raildebug.grpc_runtime.auth import BearerTokenInterceptor, load_grants
+from raildebug.grpc_runtime.decoding import RequestDecodingInterceptor
 from raildebug.grpc_runtime.interceptors import ErrorMappingInterceptor
-from raildebug.grpc_runtime.rate_limit import RateLimitInterceptor, buckets_for
+from raildebug.grpc_runtime.rate_limit import (
+    RateLimitInterceptor,
+    auth_failure_buckets,
+    buckets_for,
+)
 from raildebug.grpc_runtime.security import server_credentials
+from raildebug.observability import tracing
 from raildebug.observability.logging import get_logger
 from raildebug.observability.metrics import serve_metrics
 from raildebug.settings import ServerSettings
@@ -59,8 +64,10 @@ class RailDebugServer:
 
     Every RPC is traced (continuing the caller's trace), mapped from domain errors, and, when
     configured, authenticated by bearer token and rate limited per client; the port serves TLS
-    or mutual TLS when certificates are configured. `tracer_provider` defaults to the
-    process-wide one that OTEL_* variables configure.
+    or mutual TLS when certificates are configured. With `health_port`, a second, plaintext
+    server answers grpc.health.v1 (and nothing else) from the same health state, for probes
+    that cannot present TLS. `tracer_provider` defaults to the process-wide one that OTEL_*
+    variables configure.
     """
 
     def __init__(
@@ -87,6 +94,15 @@ class RailDebugServer:
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
+        self._health_server: grpc.Server | None = None
+        if settings.health_port:
+            self._health_server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+                options=_HEALTH_SERVER_OPTIONS,
+                maximum_concurrent_rpcs=_HEALTH_MAX_CONCURRENT_RPCS,
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+        self.health_port = 0
         self._stopped = threading.Event()
         self._loaders: list[Callable[[], threading.Thread]] = []
         self._load_lock = threading.Lock()
@@ -105,10 +121,19 @@ class RailDebugServer:
         )
         if self.port == 0:
             raise RuntimeError(f"cannot bind {self.settings.address}: port in use or bad address")
+        if self._health_server is not None:
+            health_address = f"{self.settings.host}:{self.settings.health_port}"
+            self.health_port = self._health_server.add_insecure_port(health_address)
+            if self.health_port == 0:
+                raise RuntimeError(f"cannot bind health_port {health_address}: port in use")
+            self._health_server.start()
         self._server.start()
         serve_metrics(self._service_label, self.settings.host, self.settings.metrics_port)
         log.info(
-            "listening", address=f"{self.settings.host}:{self.port}", tls=bool(self._credentials)
+            "listening",
+            address=f"{self.settings.host}:{self.port}",
+            tls=bool(self._credentials),
+            health_port=self.health_port or None,
         )
         for start_loading in self._loaders:
             start_loading()
@@ -156,6 +181,8 @@ class RailDebugServer:
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         log.info("draining", grace_s=grace)
         self._server.stop(grace).wait()
+        if self._health_server is not None:  # probes saw NOT_SERVING for the whole drain
+            self._health_server.stop(0).wait()
         log.info("stopped")
 
     def install_signal_handlers(self) -> None:
@@ -177,21 +204,29 @@ class RailDebugServer:
 def _interceptors(
     settings: ServerSettings, tracer_provider: TracerProvider | None
 ) -> list[grpc.ServerInterceptor]:
-    """Outermost first: the trace span sees everything, rejections get a status and a log."""
+    """Outermost first: the trace span sees everything, rejections get a status and a log;
+    requests are parsed after that (a bad body is INVALID_ARGUMENT) and before the guards."""
     chain: list[grpc.ServerInterceptor] = [
         tracing.server_interceptor(tracer_provider),
         ErrorMappingInterceptor(),
+        RequestDecodingInterceptor(),
     ]
     grants = load_grants(settings)
     if grants:
-        chain.append(BearerTokenInterceptor(grants))
+        chain.append(BearerTokenInterceptor(grants, auth_failure_buckets(settings)))
     if settings.rate_limit_per_s > 0:
-        chain.append(RateLimitInterceptor(buckets_for(settings)))
+        chain.append(RateLimitInterceptor(buckets_for(settings), settings.rate_limit_key))
     return chain
+
+
+# The health-only port answers kubelet probes: a few small calls at a time.
+_HEALTH_MAX_CONCURRENT_RPCS = 16
+_HEALTH_SERVER_OPTIONS = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4096)]
 
 
 def _server_options(settings: ServerSettings) -> list[tuple[str, int]]:
     return [
+        *_connection_age_options(settings),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
@@ -202,4 +237,16 @@ def _server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ),
         ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.so_reuseport", 0),
+    ]
+
+
+def _connection_age_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """GOAWAY each connection after max_connection_age_s (gRPC adds +-10% jitter): the client
+    reconnects and re-resolves its target, so new replicas behind a headless Service get
+    traffic; in-flight RPCs keep max_connection_age_grace_s."""
+    if settings.max_connection_age_s <= 0:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]

@@ -4,6 +4,7 @@ Spans are exported over OTLP to the collector named by the standard OTEL_* varia
 (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
 OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ...). Without an endpoint, or with
 OTEL_SDK_DISABLED=true / OTEL_TRACES_EXPORTER=none, tracing stays off and costs nothing.
+A second backend (Langfuse) is added with `add_span_exporter`.
 Servers and channels take an explicit TracerProvider so tests can capture spans in memory.
 """
 
@@ -21,9 +22,10 @@ from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_p
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -52,12 +54,35 @@ def configure_tracing(service: str) -> None:
     with _lock:
         if _configured or not otlp_endpoint_configured():
             return
-        attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
-        provider = TracerProvider(resource=Resource.create(attributes))
-        provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
-        trace.set_tracer_provider(provider)
+        _process_provider(service).add_span_processor(BatchSpanProcessor(_otlp_exporter()))
         _configured = True
         log.info("tracing", exporter="otlp", service=service)
+
+
+def add_span_exporter(
+    exporter: SpanExporter, service: str, provider: trace.TracerProvider | None = None
+) -> None:
+    """Send spans to `exporter` as well: a second backend beside the OTEL_* collector, such as
+    Langfuse. The spans of `provider`, or of the process-wide provider (installed now when the
+    environment configured none). Nothing happens with OTEL_SDK_DISABLED=true."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return
+    with _lock:
+        target = _process_provider(service) if provider is None else provider
+        if not isinstance(target, TracerProvider):
+            raise TypeError(f"cannot add an exporter to {type(target).__name__}: not an SDK one")
+        target.add_span_processor(BatchSpanProcessor(exporter))
+
+
+def _process_provider(service: str) -> TracerProvider:
+    """The process-wide SDK TracerProvider, installed on first use."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    trace.set_tracer_provider(provider)
+    return provider
 
 
 def _otlp_exporter() -> Any:
@@ -120,7 +145,11 @@ class ClientTracingInterceptor(
         span = self._tracer.start_span(
             method.lstrip("/"),
             kind=SpanKind.CLIENT,
-            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+            attributes={
+                conv.ATTR_RPC_SYSTEM: conv.RPC_SYSTEM_GRPC,
+                conv.ATTR_RPC_SERVICE: service,
+                conv.ATTR_RPC_METHOD: name,
+            },
         )
         carrier: dict[str, str] = {}
         inject(carrier, context=trace.set_span_in_context(span))
@@ -142,7 +171,7 @@ class ClientTracingInterceptor(
 def _end_client_span(span: trace.Span, call: Any) -> None:
     code = call.code()
     if code is not None:
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_attribute(conv.ATTR_RPC_GRPC_STATUS_CODE, code.value[0])
         if code != grpc.StatusCode.OK:
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {call.details()}"))
     span.end()

@@ -6,10 +6,15 @@ thread alone owns the llama context: each step it admits waiting requests into f
 chunks of new prompts, runs one llama_decode, and samples each sequence with its own sampler.
 A sequence whose caller cancelled, disconnected or ran out of time is dropped, and its KV cells
 freed, at the start of the next step; the others never notice.
+
+Admission fails fast: a full queue, or a deadline the queue ahead makes impossible (estimated
+from the work ahead and the step costs the engine measures, services/inference/admission.py),
+is refused with Overloaded (RESOURCE_EXHAUSTED, retry-after-ms) before anything waits.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -21,8 +26,10 @@ import llama_cpp
 
 from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import InvalidRequest, NotReady, Overloaded
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
 from services.inference import instruments
+from services.inference.admission import AdmissionModel, Work, describe
 from services.inference.chat import render_chat
 from services.inference.llama_native import NativeContext, NativeModel, TokenBatch
 from services.inference.models import (
@@ -31,7 +38,7 @@ from services.inference.models import (
     ModelInfo,
     deadline_exceeded,
 )
-from services.inference.sampling import SamplerChain, grammar_for
+from services.inference.sampling import NoTokenAllowed, SamplerChain, grammar_for
 from services.inference.sequence import IsCancelled, Sequence
 from services.inference.slots import Placement, SlotTable
 from services.inference.validation import validate, with_defaults
@@ -74,6 +81,7 @@ class LlamaEngine:
         )
         self._batch = TokenBatch(step_tokens)
         self._slots = SlotTable(slots, self._context.n_ctx)
+        self._admission = AdmissionModel(slots)
         self._architecture = self._model.meta("general.architecture") or "unknown"
         self._name = self._model.meta("general.name") or model_path.stem
         if lora_path is not None:
@@ -210,9 +218,30 @@ class LlamaEngine:
                     f"{len(self._waiting)} waiting (queue limit {self._max_queue}); retry shortly",
                     retry_after_s=_RETRY_AFTER_S,
                 )
+            self._admit_by_deadline(sequence)
             self._waiting.append(sequence)
             instruments.queue_size.add(1)
             self._lock.notify_all()
+
+    def _admit_by_deadline(self, sequence: Sequence) -> None:
+        """Refuse now a request that the queue ahead would make miss its deadline (under the
+        lock: running and waiting do not change; their progress is read as it stands)."""
+        if sequence.deadline is None:
+            return
+        model = self._admission
+        ahead = [_remaining(model, s) for s in self._running]
+        ahead += [model.work(len(s.prompt), s.max_tokens) for s in self._waiting]
+        estimate = model.estimate(ahead, model.work(len(sequence.prompt), sequence.max_tokens))
+        retry_after_s = model.refusal(estimate, sequence.deadline)
+        if estimate is None or retry_after_s is None:
+            return
+        instruments.rejected.add(1)
+        raise Overloaded(
+            f"inference is busy and this request would miss its deadline: "
+            f"{describe(estimate, sequence.deadline, time.monotonic())}; retry in "
+            f"{math.ceil(retry_after_s * 1000)} ms or allow more time",
+            retry_after_s=retry_after_s,
+        )
 
     # --- engine thread -------------------------------------------------------------------
 
@@ -270,8 +299,6 @@ class LlamaEngine:
         instruments.queue_size.add(-1)
         instruments.busy_slots.add(1)
         instruments.queue_wait.record(sequence.admitted_at - sequence.arrived)
-        instruments.prompt_tokens.add(len(sequence.prompt))
-        instruments.cached_prompt_tokens.add(placement.reused)
 
     def _step(self) -> None:
         """One llama_decode: a token for each decoding sequence, then prompt chunks."""
@@ -286,6 +313,7 @@ class LlamaEngine:
                 index = batch.add(sequence.next_token, len(slot.cached), slot.seq_id, True)
                 outputs.append((sequence, index))
                 fed.append((sequence, [sequence.next_token]))
+        decoding = len(fed)
         for sequence in running:
             slot = sequence.slot
             if sequence.next_token is not None or slot is None or not batch.room:
@@ -301,6 +329,7 @@ class LlamaEngine:
             fed.append((sequence, chunk))
         if not batch.size:
             return
+        step_started = time.perf_counter()
         status = self._context.decode(batch)
         if status != 0:
             log.error("llama_decode failed", status=status, batch=batch.size)
@@ -314,16 +343,20 @@ class LlamaEngine:
                 sequence.evaluated += len(tokens)
             sequence.next_token = None
         for sequence, index in outputs:
-            token = sequence.sampler.sample(self._context.ctx, index)
+            try:
+                token = sequence.sampler.sample(self._context.ctx, index)
+            except NoTokenAllowed as error:  # this request's grammar is stuck; others go on
+                self._finish(sequence, FinishReason.ERROR, str(error))
+                continue
             self._accept(sequence, token)
+        self._admission.cost.observe(
+            batch.size - decoding, decoding, time.perf_counter() - step_started
+        )
 
     def _accept(self, sequence: Sequence, token: int) -> None:
         now = time.perf_counter()
         if sequence.first_token_at is None:
             sequence.first_token_at = now
-            instruments.time_to_first_token.record(now - sequence.arrived)
-        elif sequence.last_token_at is not None:
-            instruments.inter_token_latency.record(now - sequence.last_token_at)
         sequence.last_token_at = now
         if self._model.is_end_of_generation(token):
             self._finish(sequence, FinishReason.EOS)
@@ -357,10 +390,24 @@ class LlamaEngine:
             sequence.slot = None
         sequence.sampler.close()
         if finish.completed:
+            self._admission.completion.observe(sequence.produced, sequence.max_tokens)
             tail = sequence.text.flush()
             if tail:
                 sequence.emit(tail, time.perf_counter())
-        instruments.completion_tokens.add(sequence.produced)
+        instruments.generation_finished(
+            instruments.generation_attributes(
+                conv.GEN_AI_PROVIDER_LLAMA_CPP, self._name, sequence.request
+            ),
+            finish,
+            arrived=sequence.arrived,
+            first_token_at=sequence.first_token_at,
+            last_token_at=sequence.last_token_at,
+            ended=time.perf_counter(),
+            prompt_tokens=len(sequence.prompt) if sequence.admitted_at is not None else 0,
+            cached_tokens=sequence.cached,
+            completion_tokens=sequence.produced,
+            timed_tokens=sequence.produced + (finish is FinishReason.EOS),
+        )
         outcome = sequence.outcome(finish, self._name, error)
         sequence.events.put(outcome)
         log.info(
@@ -373,6 +420,12 @@ class LlamaEngine:
             queue_ms=round(outcome.queue_ms, 1),
             total_ms=round(outcome.total_ms, 1),
         )
+
+
+def _remaining(model: AdmissionModel, sequence: Sequence) -> Work:
+    """A running sequence's expected remaining work."""
+    unevaluated = len(sequence.prompt) - sequence.evaluated
+    return model.work(unevaluated, sequence.max_tokens, sequence.produced)
 
 
 def _offloaded_layers(requested: int, n_layers: int) -> int:

@@ -3,22 +3,37 @@
 Useful where the model runs elsewhere (a vLLM or llama-server fleet, a hosted API). Prompts go
 to /completions, chat to /chat/completions, both streamed; a grammar or JSON schema is sent as
 llama.cpp's `grammar` extension. Admission is bounded like the gguf engine's, so a slow endpoint
-turns into RESOURCE_EXHAUSTED here instead of an unbounded pile of waiting threads.
+turns into RESOURCE_EXHAUSTED here instead of an unbounded pile of waiting threads, and a caller
+whose deadline the requests ahead make impossible is refused at once: the endpoint is taken to
+run `slots` requests at a time, at the token rate measured while it is busy
+(services/inference/admission.py).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import openai
 
 from raildebug.domain import FinishReason, GenerationOutcome
-from raildebug.errors import InvalidRequest, NotReady, Overloaded
+from raildebug.errors import Overloaded
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
+from raildebug.openai_endpoint import (
+    domain_error,
+    endpoint_name,
+    finish_reason,
+    open_client,
+    resolve_model,
+)
+from raildebug.settings import OpenAISettings
 from services.inference import instruments
+from services.inference.admission import AdmissionModel, BusyMeter, describe
 from services.inference.models import (
     GenerationEvent,
     GenerationRequest,
@@ -33,36 +48,42 @@ from services.inference.validation import validate, with_defaults
 
 log = get_logger(__name__)
 
+# A read that fails this close to the deadline failed because of it (its timeout is the rest).
+_DEADLINE_SLACK_S = 0.05
+
+
+@dataclass(eq=False)
+class _Flight:
+    """A request in flight to the endpoint: what admission needs of it."""
+
+    max_tokens: int
+    produced: int = 0
+
 
 class OpenAIBackend:
     def __init__(
         self,
-        base_url: str,
+        endpoint: OpenAISettings,
         *,
-        api_key: str,
-        model: str = "",
-        timeout_s: float = 120.0,
         slots: int = 4,
         max_queue: int = 16,
         default_max_tokens: int = 256,
     ) -> None:
-        if not base_url:
-            raise ValueError("backend openai needs RAILDEBUG_INFERENCE_OPENAI_BASE_URL")
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
-        )
-        self._base_url = base_url
-        self._timeout_s = timeout_s
+        if not endpoint.base_url:
+            raise ValueError("backend openai needs RAILDEBUG_OPENAI_BASE_URL")
+        self._client = open_client(endpoint)
+        self._base_url = endpoint_name(endpoint)
+        self._timeout_s = endpoint.timeout_s
         self._slots = slots
         self._capacity = slots + max_queue
         self._default_max_tokens = default_max_tokens
         self._lock = threading.Lock()
         self._in_flight = 0
-        try:
-            self._model = model or self._client.models.list().data[0].id
-        except openai.OpenAIError as error:
-            raise ValueError(f"cannot list models at {base_url}: {error}") from error
-        log.info("openai backend ready", base_url=base_url, model=self._model)
+        self._flights: list[_Flight] = []
+        self._admission = AdmissionModel(slots)
+        self._meter = BusyMeter(self._admission.cost)
+        self._model = resolve_model(self._client, endpoint)
+        log.info("openai backend ready", base_url=self._base_url, model=self._model)
 
     @property
     def model_name(self) -> str:
@@ -99,15 +120,20 @@ class OpenAIBackend:
         max_tokens = request.max_tokens or self._default_max_tokens
         validate(request, max_tokens)
         grammar = grammar_for(request.grammar, request.json_schema)
-        self._enter()
+        flight = self._enter(max_tokens, deadline)
         try:
-            yield from self._stream(request, max_tokens, grammar, is_cancelled, deadline, arrived)
+            yield from self._stream(
+                request, max_tokens, grammar, is_cancelled, deadline, arrived, flight
+            )
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._flights.remove(flight)
                 instruments.busy_slots.add(-1)
+                if not self._in_flight:
+                    self._meter.idle()
 
-    def _enter(self) -> None:
+    def _enter(self, max_tokens: int, deadline: float | None) -> _Flight:
         with self._lock:
             if self._in_flight >= self._capacity:
                 instruments.rejected.add(1)
@@ -115,8 +141,32 @@ class OpenAIBackend:
                     f"inference is busy: {self._in_flight} requests in flight to "
                     f"{self._base_url} (limit {self._capacity}); retry shortly"
                 )
+            self._admit_by_deadline(max_tokens, deadline)
+            flight = _Flight(max_tokens)
+            self._flights.append(flight)
+            if not self._in_flight:
+                self._meter.busy()
             self._in_flight += 1
             instruments.busy_slots.add(1)
+            return flight
+
+    def _admit_by_deadline(self, max_tokens: int, deadline: float | None) -> None:
+        """Refuse a request the ones in flight would make miss its deadline (under the lock)."""
+        if deadline is None:
+            return
+        model = self._admission
+        ahead = [model.work(0, f.max_tokens, f.produced) for f in self._flights]
+        estimate = model.estimate(ahead, model.work(0, max_tokens))
+        retry_after_s = model.refusal(estimate, deadline)
+        if estimate is None or retry_after_s is None:
+            return
+        instruments.rejected.add(1)
+        raise Overloaded(
+            f"inference is busy ({self._base_url}) and this request would miss its deadline: "
+            f"{describe(estimate, deadline, time.monotonic())}; retry in "
+            f"{math.ceil(retry_after_s * 1000)} ms or allow more time",
+            retry_after_s=retry_after_s,
+        )
 
     def _stream(
         self,
@@ -126,6 +176,7 @@ class OpenAIBackend:
         is_cancelled: Callable[[], bool],
         deadline: float | None,
         arrived: float,
+        flight: _Flight,
     ) -> Iterator[GenerationEvent]:
         chunks = self._open(request, max_tokens, grammar, deadline)
         text = StopAwareTextStream(request.stop)
@@ -146,11 +197,10 @@ class OpenAIBackend:
                     now = time.perf_counter()
                     if first_at is None:
                         first_at = now
-                        instruments.time_to_first_token.record(now - arrived)
-                    elif last_at is not None:
-                        instruments.inter_token_latency.record(now - last_at)
                     last_at = now
                     produced += 1
+                    flight.produced = produced
+                    self._meter.token()
                     step = text.feed(piece.encode("utf-8"))
                     if step.text:
                         yield TextDelta(step.text)
@@ -158,7 +208,9 @@ class OpenAIBackend:
                         finish = FinishReason.STOP
                         break
                 if choice.finish_reason:
-                    finish = _finish_from(choice.finish_reason, request)
+                    finish = finish_reason(
+                        choice.finish_reason, stop_strings_given=bool(request.stop)
+                    )
                 if deadline is not None and time.monotonic() >= deadline:
                     finish = FinishReason.DEADLINE
                     break
@@ -166,16 +218,30 @@ class OpenAIBackend:
                     finish = FinishReason.CANCELLED
                     break
         except openai.OpenAIError as failure:
-            finish, error = FinishReason.ERROR, f"{type(failure).__name__}: {failure}"
-            log.warning("openai stream failed", request_id=request.request_id, error=error)
+            if deadline is not None and time.monotonic() >= deadline - _DEADLINE_SLACK_S:
+                finish = FinishReason.DEADLINE  # the read timed out because the deadline did
+            else:
+                finish, error = FinishReason.ERROR, f"{type(failure).__name__}: {failure}"
+                log.warning("openai stream failed", request_id=request.request_id, error=error)
         finally:
             chunks.close()  # closes the HTTP response: the endpoint stops generating
+        if finish.completed:
+            self._admission.completion.observe(produced, max_tokens)
         tail = text.flush() if finish.completed else ""
         if tail:
             yield TextDelta(tail)
         ended = time.perf_counter()
-        instruments.completion_tokens.add(produced)
-        instruments.prompt_tokens.add(prompt_tokens)
+        instruments.generation_finished(
+            instruments.generation_attributes(conv.GEN_AI_PROVIDER_OPENAI, self._model, request),
+            finish,
+            arrived=arrived,
+            first_token_at=first_at,
+            last_token_at=last_at,
+            ended=ended,
+            prompt_tokens=prompt_tokens,
+            cached_tokens=0,
+            completion_tokens=produced,
+        )
         log.info(
             "generation finished",
             request_id=request.request_id,
@@ -223,12 +289,8 @@ class OpenAIBackend:
                 messages: list[Any] = [{"role": t.role, "content": t.content} for t in request.chat]
                 return self._client.chat.completions.create(messages=messages, **common)
             return self._client.completions.create(prompt=request.prompt or "", **common)
-        except openai.BadRequestError as error:
-            raise InvalidRequest(f"endpoint refused the request: {error.message}") from error
-        except openai.RateLimitError as error:
-            raise Overloaded(f"endpoint is rate limiting: {error.message}") from error
-        except (openai.APIConnectionError, openai.APIStatusError) as error:
-            raise NotReady(f"endpoint {self._base_url} unavailable: {error}") from error
+        except openai.OpenAIError as error:
+            raise domain_error(error, self._base_url) from error
 
 
 def _sampling_arguments(s: Sampling, grammar: str) -> dict[str, Any]:
@@ -248,12 +310,3 @@ def _choice_text(choice: Any) -> str:
     if delta is not None:
         return str(delta.content or "")
     return str(getattr(choice, "text", "") or "")
-
-
-def _finish_from(reason: str, request: GenerationRequest) -> FinishReason:
-    """OpenAI says "stop" for both end-of-sequence and stop strings; stop strings set decide."""
-    if reason == "length":
-        return FinishReason.LENGTH
-    if reason == "stop":
-        return FinishReason.STOP if request.stop else FinishReason.EOS
-    return FinishReason.ERROR

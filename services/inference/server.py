@@ -61,10 +61,7 @@ def build_server(settings: InferenceSettings) -> RailDebugServer:
 def load_backend(settings: InferenceSettings) -> GenerationBackend:
     if settings.backend == "openai":
         return OpenAIBackend(
-            settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
-            model=settings.openai_model,
-            timeout_s=settings.openai_timeout_s,
+            settings.openai,
             slots=settings.slots,
             max_queue=settings.max_queue,
             default_max_tokens=settings.default_max_tokens,

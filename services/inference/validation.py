@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import math
 
-from raildebug.errors import InvalidRequest
+from raildebug.errors import InvalidRequest, clip
+from raildebug.limits import MAX_REQUEST_ID_CHARS, check_identifier
 from services.inference.chat import unknown_roles
+from services.inference.grammar import MAX_GRAMMAR_CHARS
 from services.inference.models import (
     MAX_NEW_TOKENS,
     MAX_STOP_LENGTH,
@@ -15,18 +17,25 @@ from services.inference.models import (
 )
 
 DEFAULT_SAMPLING = Sampling(temperature=0.2, top_p=0.95, top_k=40, repeat_penalty=1.1)
-MAX_GRAMMAR_CHARS = 64 * 1024
+MAX_CHAT_MESSAGES = 256
 
 
 def validate(request: GenerationRequest, max_tokens: int) -> None:
+    check_identifier("request_id", request.request_id, MAX_REQUEST_ID_CHARS)
     if request.chat is None and not (request.prompt or "").strip():
         raise InvalidRequest("prompt is empty: send a prompt or chat messages")
     if request.chat is not None:
         if not request.chat:
             raise InvalidRequest("chat has no messages: send at least one user message")
+        if len(request.chat) > MAX_CHAT_MESSAGES:
+            raise InvalidRequest(
+                f"chat has {len(request.chat)} messages; the limit is {MAX_CHAT_MESSAGES}"
+            )
         roles = unknown_roles(request.chat)
         if roles:
-            raise InvalidRequest(f"unknown chat role(s) {roles}: use system, user or assistant")
+            raise InvalidRequest(
+                f"unknown chat role(s) {clip(roles)}: use system, user or assistant"
+            )
     if not 1 <= max_tokens <= MAX_NEW_TOKENS:
         raise InvalidRequest(f"max_tokens must be 1..{MAX_NEW_TOKENS}, got {max_tokens}")
     _validate_sampling(request.sampling)
@@ -40,28 +49,29 @@ def validate(request: GenerationRequest, max_tokens: int) -> None:
 
 
 def _validate_sampling(s: Sampling) -> None:
+    """Every bound is checked so that NaN (which fails every comparison) and ±Inf fail it."""
     if s.temperature is not None and not 0.0 <= s.temperature <= 2.0:
         raise InvalidRequest(f"temperature must be in [0, 2], got {s.temperature}")
     if s.top_p is not None and not 0.0 < s.top_p <= 1.0:
         raise InvalidRequest(f"top_p must be in (0, 1], got {s.top_p}")
     if s.top_k is not None and s.top_k < 0:
         raise InvalidRequest(f"top_k must be >= 0, got {s.top_k}")
-    if s.repeat_penalty is not None and s.repeat_penalty < 1.0:
-        raise InvalidRequest(f"repeat_penalty must be >= 1, got {s.repeat_penalty}")
+    if s.repeat_penalty is not None and not (
+        math.isfinite(s.repeat_penalty) and s.repeat_penalty >= 1.0
+    ):
+        raise InvalidRequest(
+            f"repeat_penalty must be a finite number >= 1 (1 disables), got {s.repeat_penalty}"
+        )
+    if s.seed is not None and not 0 <= s.seed < 2**32:
+        raise InvalidRequest(f"seed must be 0..{2**32 - 1}, got {s.seed}")
 
 
 def _validate_constraint(request: GenerationRequest) -> None:
+    """Sizes only; what a grammar or schema says is checked where it is compiled (grammar.py)."""
     if request.grammar and request.json_schema:
         raise InvalidRequest("send either a grammar or a json_schema, not both")
     if max(len(request.grammar), len(request.json_schema)) > MAX_GRAMMAR_CHARS:
         raise InvalidRequest(f"grammar and json_schema are limited to {MAX_GRAMMAR_CHARS} chars")
-    if request.json_schema:
-        try:
-            schema = json.loads(request.json_schema)
-        except json.JSONDecodeError as error:
-            raise InvalidRequest(f"json_schema is not valid JSON: {error}") from error
-        if not isinstance(schema, dict):
-            raise InvalidRequest('json_schema must be a JSON object, e.g. {"type": "object"}')
 
 
 def with_defaults(sampling: Sampling) -> Sampling:

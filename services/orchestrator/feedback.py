@@ -12,7 +12,9 @@ from typing import Any
 
 from opentelemetry import trace
 
-from raildebug.errors import InvalidRequest, NotFound
+from raildebug.errors import InvalidRequest, NotFound, clip
+from raildebug.limits import MAX_CLIENT_ID_CHARS, MAX_REQUEST_ID_CHARS, check_identifier
+from raildebug.observability import conventions as conv
 from raildebug.observability.tracing import get_tracer
 from services.orchestrator.models import MAX_COMMENT_CHARS, AnsweredRequest, FeedbackEntry
 
@@ -107,12 +109,14 @@ class FeedbackLog:
         with self._tracer.start_as_current_span(
             "feedback",
             attributes={
-                "raildebug.request_id": entry.request_id,
-                "raildebug.feedback.score": entry.score,
+                conv.ATTR_REQUEST_ID: entry.request_id[:MAX_REQUEST_ID_CHARS],
+                conv.ATTR_FEEDBACK_SCORE: entry.score,
             },
         ) as span:
             if not entry.request_id:
                 raise InvalidRequest("request_id is required: use the one from the Debug summary")
+            check_identifier("request_id", entry.request_id, MAX_REQUEST_ID_CHARS)
+            check_identifier("client_id", entry.client_id, MAX_CLIENT_ID_CHARS)
             if not -1.0 <= entry.score <= 1.0:
                 raise InvalidRequest(f"score must be in [-1, 1], got {entry.score}")
             if len(entry.comment) > MAX_COMMENT_CHARS:
@@ -124,7 +128,7 @@ class FeedbackLog:
                     (entry.request_id,),
                 ).fetchone()
                 if known is None:
-                    raise NotFound(f"no answered request with id {entry.request_id!r}")
+                    raise NotFound(f"no answered request with id {clip(entry.request_id)}")
                 self._db.execute(
                     "INSERT INTO feedback (request_id, created_at, score, comment, client_id) "
                     "VALUES (?,?,?,?,?)",
@@ -132,9 +136,9 @@ class FeedbackLog:
                 )
             span.set_attributes(
                 {
-                    "raildebug.prompt.version": known[0],
-                    "raildebug.prompt.variant": known[1],
-                    "gen_ai.response.model": known[2],
+                    conv.ATTR_PROMPT_VERSION: known[0],
+                    conv.ATTR_PROMPT_VARIANT: known[1],
+                    conv.ATTR_GEN_AI_RESPONSE_MODEL: known[2],
                 }
             )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from raildebug.domain import PassageFilter
+from raildebug.domain import GenerationOutcome, PassageFilter
 
 MAX_QUESTION_CHARS = 4_000
 MAX_SNIPPET_CHARS = 20_000
@@ -40,23 +40,6 @@ class ContextPassage:
     kind: str
     score: float
     label: str = ""  # "[1]", "[2]", ...: assigned when the prompt is built
-
-
-@dataclass(frozen=True)
-class GenerationOutcome:
-    """What the generator reports once the answer is complete."""
-
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    cached_prompt_tokens: int
-    queue_ms: float
-    time_to_first_token_ms: float
-    prefill_ms: float
-    decode_ms: float
-    total_ms: float
-    model: str
-    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The Debug pipeline: the standard stage graph and its entry point.
+"""The Debug pipeline: the standard stage sequence and its entry point.
 
 validate → select_prompt → [cache_lookup] → retrieval → prompt → analysis → [cache_store]
 → response, with cache_replay standing in for retrieval, prompt and analysis on a cache hit.
@@ -17,11 +17,11 @@ from opentelemetry import trace
 from raildebug.observability.tracing import get_tracer
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.experiments import PromptExperiment
-from services.orchestrator.graph import DebugState, Stage, StageGraph
 from services.orchestrator.models import AnsweredRequest, DebugEvent, DebugQuestion
 from services.orchestrator.ports import Analyzer, PassageSource
 from services.orchestrator.prompt_sources import PromptSource
 from services.orchestrator.response_cache import ResponseCache
+from services.orchestrator.stage_sequence import DebugState, Stage, StageSequence
 from services.orchestrator.stages.analysis import Analyze
 from services.orchestrator.stages.cache import CacheLookup, ReplayCached, StoreInCache
 from services.orchestrator.stages.intake import SelectPrompt, Validate
@@ -32,7 +32,7 @@ from services.orchestrator.stages.retrieval import DeadlinePolicy, Retrieve
 
 @dataclass(frozen=True)
 class PipelineParts:
-    """What the standard graph is built from; the server fills it from settings."""
+    """What the standard stages are built from; assembly.py fills it from settings."""
 
     passages: PassageSource
     analyzer: Analyzer
@@ -66,7 +66,7 @@ def standard_stages(parts: PipelineParts) -> list[Stage]:
 
 class DebugPipeline:
     def __init__(self, stages: list[Stage], tracer_provider: trace.TracerProvider | None = None):
-        self.graph = StageGraph(stages, get_tracer(__name__, tracer_provider))
+        self.sequence = StageSequence(stages, get_tracer(__name__, tracer_provider))
 
     @classmethod
     def standard(
@@ -85,4 +85,4 @@ class DebugPipeline:
         `deadline` is absolute, on the time.monotonic() clock.
         """
         state = DebugState(question, uuid.uuid4().hex, deadline, is_cancelled)
-        yield from self.graph.run(state)
+        yield from self.sequence.run(state)

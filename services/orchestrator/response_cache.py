@@ -17,7 +17,7 @@ from typing import Protocol
 
 import redis
 
-from raildebug.domain import GenerationOutcome
+from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.observability.logging import get_logger
 from services.orchestrator.models import ContextPassage, DebugQuestion
 
@@ -43,7 +43,12 @@ class CachedAnswer:
         return cls(
             passages=[ContextPassage(**p) for p in data["passages"]],
             deltas=list(data["deltas"]),
-            generation=GenerationOutcome(**data["generation"]),
+            generation=GenerationOutcome(
+                **{
+                    **data["generation"],
+                    "finish_reason": FinishReason(data["generation"]["finish_reason"]),
+                }
+            ),
         )
 
 

@@ -1,9 +1,10 @@
-"""The Debug request as an explicit graph of named stages over one typed state.
+"""The Debug request as a sequence of named stages over one typed state.
 
 Each stage reads and fills fields of `DebugState`, may stream events to the caller, and says
 when it applies (a cached answer skips retrieval and generation, for example). Adding a stage,
-such as a log analyzer or a human approval step, is adding one object to the list: the runner
-gives every stage its own trace span and knows nothing about what the stages do.
+such as a log analyzer or a human approval step, is adding one object to the list: the
+`StageSequence` runs them in order, gives every stage its own trace span and knows nothing about
+what the stages do.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from raildebug.domain import GenerationOutcome
 from raildebug.errors import DeadlineExceeded, RailDebugError
+from raildebug.observability import conventions as conv
 from services.orchestrator.models import ContextPassage, DebugEvent, DebugQuestion, DebugSummary
 from services.orchestrator.prompting import PromptTemplate
 
@@ -82,7 +85,7 @@ class Stage(Protocol):
         ...
 
 
-class StageGraph:
+class StageSequence:
     """Runs stages in order inside one `debug.request` span, one child span per stage."""
 
     def __init__(self, stages: Sequence[Stage], tracer: trace.Tracer) -> None:
@@ -98,7 +101,7 @@ class StageGraph:
 
     def run(self, state: DebugState) -> Iterator[DebugEvent]:
         with self._tracer.start_as_current_span(
-            "debug.request", attributes={"raildebug.request_id": state.request_id}
+            "debug.request", attributes={conv.ATTR_REQUEST_ID: state.request_id}
         ) as request_span:
             for stage in self.stages:
                 if not stage.applies(state):
@@ -110,28 +113,28 @@ class StageGraph:
                         yield from stage.run(state, span)
                     except RailDebugError as error:
                         span.set_status(Status(StatusCode.ERROR, str(error)))
-                        span.set_attribute("raildebug.error", type(error).__name__)
+                        span.set_attribute(conv.ATTR_ERROR_TYPE, type(error).__name__)
                         raise
             if state.summary is not None:
                 request_span.set_attributes(summary_attributes(state.summary))
 
 
-def summary_attributes(summary: DebugSummary) -> dict[str, str | int | float | bool]:
+def summary_attributes(summary: DebugSummary) -> dict[str, AttributeValue]:
     g = summary.generation
-    attributes: dict[str, str | int | float | bool] = {
-        "gen_ai.response.model": g.model,
-        "gen_ai.usage.input_tokens": g.prompt_tokens,
-        "gen_ai.usage.output_tokens": g.completion_tokens,
-        "raildebug.prompt.version": summary.prompt_version,
-        "raildebug.prompt.variant": summary.prompt_variant,
-        "raildebug.cache_hit": summary.cache_hit,
-        "raildebug.degraded": summary.degraded,
-        "raildebug.finish_reason": g.finish_reason,
-        "raildebug.latency_ms": summary.latency_ms,
-        "raildebug.ttft_ms": summary.time_to_first_token_ms,
+    attributes: dict[str, AttributeValue] = {
+        conv.ATTR_GEN_AI_RESPONSE_MODEL: g.model,
+        conv.ATTR_GEN_AI_USAGE_INPUT_TOKENS: g.prompt_tokens,
+        conv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS: g.completion_tokens,
+        conv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS: [str(g.finish_reason)],
+        conv.ATTR_PROMPT_VERSION: summary.prompt_version,
+        conv.ATTR_PROMPT_VARIANT: summary.prompt_variant,
+        conv.ATTR_CACHE_HIT: summary.cache_hit,
+        conv.ATTR_DEGRADED: summary.degraded,
+        conv.ATTR_DEBUG_DURATION: summary.latency_ms / 1000,
+        conv.ATTR_DEBUG_TIME_TO_FIRST_TOKEN: summary.time_to_first_token_ms / 1000,
     }
     if summary.degraded_reason:
-        attributes["raildebug.degraded_reason"] = summary.degraded_reason
+        attributes[conv.ATTR_DEGRADED_REASON] = summary.degraded_reason
     if summary.estimated_cost_usd is not None:
-        attributes["raildebug.cost_usd"] = summary.estimated_cost_usd
+        attributes[conv.ATTR_COST_USD] = summary.estimated_cost_usd
     return attributes

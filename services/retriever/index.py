@@ -23,8 +23,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from raildebug.domain import PassageFilter
-from raildebug.errors import InvalidRequest
+from raildebug.errors import InvalidRequest, clip
+from raildebug.limits import (
+    MAX_LABEL_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_TITLE_CHARS,
+    check_label,
+    check_metadata,
+    check_passage_filter,
+    check_text,
+)
 from raildebug.observability.logging import get_logger
+from services.retriever import instruments
 from services.retriever.analysis import identifier_share, identifiers
 from services.retriever.chunking import CHUNKER_VERSION, chunk_document
 from services.retriever.embedding import Embedder
@@ -150,6 +160,7 @@ class RetrievalIndex:
         what was already written.
         """
         report = IngestReport()
+        started = time.perf_counter()
         with self._write_lock:
             pending: list[_Prepared] = []
             pending_chunks = 0
@@ -214,6 +225,15 @@ class RetrievalIndex:
             chunks=report.chunks_written,
             errors=len(report.errors),
         )
+        instruments.ingested(
+            time.perf_counter() - started,
+            written=report.documents_written,
+            unchanged=report.documents_unchanged,
+            duplicates=len(report.duplicates),
+            failed=len(report.errors),
+            chunks=report.chunks_written,
+            store_size=self.store.count(),
+        )
         return report
 
     def _prepare(self, doc: SourceDocument, stored_hashes: dict[str, str]) -> _Prepared | None:
@@ -226,7 +246,8 @@ class RetrievalIndex:
             k for k, v in doc.metadata.items() if not isinstance(k, str) or not isinstance(v, str)
         ]
         if bad_metadata:
-            raise InvalidRequest(f"metadata keys and values must be strings: {bad_metadata!r}")
+            raise InvalidRequest(f"metadata keys and values must be strings: {clip(bad_metadata)}")
+        _check_document(doc)
         fingerprint = self.fingerprint(doc)
         if stored_hashes.get(doc.source) == fingerprint:
             return None
@@ -297,6 +318,8 @@ class RetrievalIndex:
     @staticmethod
     def _fail(report: IngestReport, source: str, exc: Exception) -> None:
         message = str(exc) or type(exc).__name__
+        if len(source) > MAX_SOURCE_CHARS:  # the summary names it, without echoing all of it
+            source = source[:MAX_SOURCE_CHARS] + "…"
         if not isinstance(exc, InvalidRequest):
             log.warning("document failed to ingest", source=source, error=message)
         report.errors.append(IngestFailure(source=source, message=message))
@@ -305,8 +328,11 @@ class RetrievalIndex:
         """Remove every chunk of `source`; returns how many were removed (0 if unknown)."""
         if not source.strip():
             raise InvalidRequest("source is empty; pass the path used at ingest")
+        check_label("source", source, MAX_SOURCE_CHARS)
         with self._write_lock:
-            return self.store.delete_source(source)
+            deleted = self.store.delete_source(source)
+            instruments.store_chunks.set(self.store.count())
+            return deleted
 
     # --- search -------------------------------------------------------------------------------
 
@@ -321,16 +347,27 @@ class RetrievalIndex:
         k, alpha = query.k, effective_alpha(text, float(query.alpha), profile)
         total = self.store.count()
         if total == 0:
+            instruments.searched(time.perf_counter() - started, alpha, fusion.value, 0, 0)
             return SearchResult([], store_passages=0, took_ms=_ms_since(started), alpha=alpha)
         limit = max(k * OVERSEARCH_FACTOR, MIN_LEG_LIMIT)
         # Like Weaviate, a leg whose weight is zero is not run at all.
         keyword_hits = (
-            self.store.keyword_search(text, limit, query.filter, analyzer=profile.analyzer)
+            instruments.timed_leg(
+                instruments.KEYWORD_LEG,
+                lambda: self.store.keyword_search(
+                    text, limit, query.filter, analyzer=profile.analyzer
+                ),
+            )
             if alpha < 1.0
             else []
         )
         vector_hits = (
-            self.store.vector_search(self.embedder.encode_query(text), limit, query.filter)
+            instruments.timed_leg(
+                instruments.VECTOR_LEG,
+                lambda: self.store.vector_search(
+                    self.embedder.encode_query(text), limit, query.filter
+                ),
+            )
             if alpha > 0.0
             else []
         )
@@ -354,6 +391,9 @@ class RetrievalIndex:
             replace(p, exact_matches=matched_identifiers(p.chunk.text, query_identifiers))
             for p in selected
         ]
+        instruments.searched(
+            time.perf_counter() - started, alpha, fusion.value, len(passages), total
+        )
         return SearchResult(passages, store_passages=total, took_ms=_ms_since(started), alpha=alpha)
 
     def _validate(self, query: SearchQuery) -> tuple[str, FusionMethod, int]:
@@ -419,11 +459,23 @@ def effective_alpha(text: str, alpha: float, profile: RankingProfile) -> float:
     return alpha * (1.0 - identifier_share(text))
 
 
+def _check_document(doc: SourceDocument) -> None:
+    """Bounds of what is stored with every chunk (raildebug.limits; README, Security)."""
+    check_label("source", doc.source, MAX_SOURCE_CHARS)
+    check_label("kind", doc.kind, MAX_LABEL_CHARS)
+    check_label("language", doc.language, MAX_LABEL_CHARS)
+    check_text("title", doc.title, MAX_TITLE_CHARS)
+    check_metadata("metadata", doc.metadata)
+    if "\0" in doc.content:
+        raise InvalidRequest("content contains NUL characters; ingest text, not binary files")
+
+
 def _check_filter(passage_filter: PassageFilter) -> None:
+    check_passage_filter(passage_filter)
     unknown_kinds = sorted({kind for kind in passage_filter.kinds if kind} - set(KINDS))
     if unknown_kinds:
         raise InvalidRequest(
-            f"unknown kind(s) {', '.join(map(repr, unknown_kinds))} in filter; "
+            f"unknown kind(s) {', '.join(map(clip, unknown_kinds))} in filter; "
             f"kinds are: {', '.join(KINDS)}"
         )
     check_filter(passage_filter)

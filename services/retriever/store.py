@@ -40,7 +40,7 @@ from lancedb.query import FullTextOperator, LanceVectorQueryBuilder, MatchQuery
 from lancedb.table import Table
 
 from raildebug.domain import PassageFilter
-from raildebug.errors import InvalidRequest, NotReady
+from raildebug.errors import InvalidRequest, NotReady, clip
 from raildebug.observability.logging import get_logger
 from services.retriever.analysis import analyze, analyze_all
 from services.retriever.models import FILTERABLE_METADATA, Chunk, KeywordAnalyzer, StoreStats
@@ -116,7 +116,7 @@ def check_filter(passage_filter: PassageFilter) -> None:
     unknown = sorted(set(passage_filter.metadata) - set(FILTERABLE_METADATA))
     if unknown:
         raise InvalidRequest(
-            f"cannot filter on metadata key(s) {', '.join(map(repr, unknown))}; "
+            f"cannot filter on metadata key(s) {', '.join(map(clip, unknown))}; "
             f"filterable keys are: {', '.join(FILTERABLE_METADATA)}"
         )
 

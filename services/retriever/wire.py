@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from raildebug.contracts import filter_from_wire
+from raildebug.errors import InvalidRequest
 from raildebug.v1 import retriever_pb2
 from services.retriever.models import (
     DEFAULT_ALPHA,
@@ -23,12 +24,23 @@ _FUSION_FROM_WIRE = {
 }
 
 
+def fusion_from_wire(value: int) -> FusionMethod:
+    """An enum value this server does not know is refused, never read as the default."""
+    fusion = _FUSION_FROM_WIRE.get(retriever_pb2.FusionType.ValueType(value))
+    if fusion is None:
+        known = ", ".join(
+            f"{retriever_pb2.FusionType.Name(wire)} ({int(wire)})" for wire in _FUSION_FROM_WIRE
+        )
+        raise InvalidRequest(f"unknown fusion value {value}; use one of: {known}")
+    return fusion
+
+
 def query_from_wire(request: retriever_pb2.SearchRequest) -> SearchQuery:
     return SearchQuery(
         text=request.query,
         k=request.k or DEFAULT_K,
         alpha=request.alpha if request.HasField("alpha") else DEFAULT_ALPHA,
-        fusion=_FUSION_FROM_WIRE.get(request.fusion, FusionMethod.RELATIVE_SCORE),
+        fusion=fusion_from_wire(request.fusion),
         filter=filter_from_wire(request.filter),
         max_per_source=request.max_per_source if request.HasField("max_per_source") else None,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 DOCKER_DIR = REPO_ROOT / "deploy" / "docker"
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -42,12 +42,14 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.service  # runs hadolint
 @pytest.mark.parametrize("image", IMAGES)
 def test_hadolint_is_clean(image: str) -> None:
     result = hadolint(dockerfile(image))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.service  # runs hadolint
 def test_hadolint_fails_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "bad.Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /tmp && pip install requests\n", encoding="utf-8")

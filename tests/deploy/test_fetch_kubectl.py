@@ -6,7 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+import pytest
+
+from tests.support.paths import REPO_ROOT
+
+pytestmark = pytest.mark.service  # fetches and runs kubectl
 
 SCRIPT = REPO_ROOT / "scripts" / "fetch-kubectl.sh"
 

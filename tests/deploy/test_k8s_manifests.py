@@ -10,13 +10,15 @@ import kubernetes_validate
 import pytest
 
 from raildebug.settings import (
+    CommonSettings,
     InferenceSettings,
+    LogSettings,
     OrchestratorSettings,
+    RailDebugSettings,
     RetrieverSettings,
     ServerSettings,
 )
-from tests.conftest import REPO_ROOT
-from tests.deploy.conftest import KUBERNETES_VERSION, OVERLAYS
+from raildebug.settings_report import Leaf, leaves
 from tests.deploy.k8s_policy import (
     gpu_problems,
     image_is_pinned,
@@ -24,15 +26,14 @@ from tests.deploy.k8s_policy import (
     probe_problems,
     security_problems,
 )
+from tests.support.k8s import KUBERNETES_VERSION, OVERLAYS
+from tests.support.paths import REPO_ROOT
 
 Rendered = dict[str, list[dict[str, Any]]]
 PROMPTS_DIR = REPO_ROOT / "services" / "orchestrator" / "prompts"
-# Variables the manifests set that are not (yet) RAILDEBUG_* service settings: logging is read
-# by raildebug.observability.logging; the Weaviate connection
+# Variables the manifests set that are not (yet) RAILDEBUG_* settings: the Weaviate connection
 # is configuration for the production store.
 NON_SETTINGS_ENV = {
-    "RAILDEBUG_LOG_LEVEL",
-    "RAILDEBUG_LOG_FORMAT",
     "RAILDEBUG_RETRIEVER_WEAVIATE_URL",
     "RAILDEBUG_RETRIEVER_WEAVIATE_API_KEY",
 }
@@ -166,7 +167,7 @@ def test_no_secret_values_only_references(rendered: Rendered, overlay: str) -> N
         if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert refs["RAILDEBUG_ORCHESTRATOR_UPSTREAM_TOKEN"] == ("raildebug-auth", "upstream-token")
-    assert refs["RAILDEBUG_ORCHESTRATOR_OPENAI_API_KEY"] == ("raildebug-openai", "api-key")
+    assert refs["RAILDEBUG_OPENAI_API_KEY"] == ("raildebug-openai", "api-key")
     assert refs["RAILDEBUG_ORCHESTRATOR_LANGFUSE_SECRET_KEY"] == (
         "raildebug-langfuse",
         "secret-key",
@@ -184,23 +185,27 @@ def test_no_secret_values_only_references(rendered: Rendered, overlay: str) -> N
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_configured_variable_is_a_real_setting(rendered: Rendered, overlay: str) -> None:
     """Catches drift between the manifests and raildebug/settings.py (a renamed setting)."""
-    for service, (prefix, settings) in SETTINGS.items():
+    for service, (_prefix, settings) in SETTINGS.items():
+        # the service's own settings, its nested groups (RAILDEBUG_OPENAI_*), the shared ones
+        known: dict[str, Leaf] = {
+            leaf.variable: leaf
+            for model in (settings, CommonSettings, LogSettings)
+            for leaf in leaves(model)
+        }
         data = config_map(rendered[overlay], f"{service}-settings")["data"]
         kind = "StatefulSet" if service == "retriever" else "Deployment"
         env = {e["name"] for e in container(rendered[overlay], kind, service).get("env", [])}
         for variable in set(data) | env:
-            if variable in NON_SETTINGS_ENV:
-                continue
-            assert variable.startswith(prefix), f"{variable} in {service}'s settings"
-            field = variable.removeprefix(prefix).lower()
-            assert field in settings.model_fields, f"{variable} is not a {settings.__name__} field"
+            if variable not in NON_SETTINGS_ENV:
+                assert variable in known, f"{variable} in {service}'s manifests is no setting"
         # and the values parse as those settings would read them
-        values = {
-            k.removeprefix(prefix).lower(): v
-            for k, v in data.items()
-            if k.startswith(prefix) and k not in NON_SETTINGS_ENV
-        }
-        settings.model_validate(values)
+        values: dict[type[RailDebugSettings], dict[str, Any]] = {}
+        for key, value in data.items():
+            if key not in NON_SETTINGS_ENV:
+                leaf = known[key]
+                values.setdefault(leaf.owner, {})[leaf.name.rsplit(".", 1)[-1]] = value
+        for owner, fields in values.items():
+            owner.model_validate(fields)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -228,13 +233,38 @@ def test_services_ports_and_config_references_resolve(rendered: Rendered, overla
                 assert ("ConfigMap", volume["configMap"]["name"]) in names, name
     orchestrator = config_map(objects, "orchestrator-settings")["data"]
     for key, service_name in (
-        ("RAILDEBUG_ORCHESTRATOR_RETRIEVER_ADDRESS", "retriever"),
-        ("RAILDEBUG_ORCHESTRATOR_INFERENCE_ADDRESS", "inference"),
+        ("RAILDEBUG_ORCHESTRATOR_RETRIEVER_ADDRESS", "retriever-headless"),
+        ("RAILDEBUG_ORCHESTRATOR_INFERENCE_ADDRESS", "inference-headless"),
     ):
-        host, port = orchestrator[key].rsplit(":", 1)
+        # dns:/// of a headless Service: the channel resolves every ready pod and balances
+        # calls over them (a ClusterIP would pin each orchestrator to one pod).
+        target = orchestrator[key]
+        assert target.startswith("dns:///"), f"{key}={target} is not a dns:/// target"
+        host, port = target.removeprefix("dns:///").rsplit(":", 1)
         service = find(objects, "Service", host)
         assert host == service_name
+        assert service["spec"].get("clusterIP") == "None", f"{host} is not headless"
         assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_use_the_plaintext_health_port_the_settings_open(
+    rendered: Rendered, overlay: str
+) -> None:
+    """TLS on the gRPC port and kubelet gRPC probes work together only through health_port."""
+    objects = rendered[overlay]
+    for kind, name in (
+        ("Deployment", "orchestrator"),
+        ("StatefulSet", "retriever"),
+        ("Deployment", "inference"),
+    ):
+        c = container(objects, kind, name)
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        settings = config_map(objects, f"{name}-settings")["data"]
+        assert int(settings[f"RAILDEBUG_{name.upper()}_HEALTH_PORT"]) == ports["health"]
+        assert ports["health"] != ports["grpc"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["grpc"]["port"] == ports["health"], f"{name} {probe}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

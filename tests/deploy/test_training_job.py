@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from apps.cli.train_k8s import add_kubernetes_commands
-from tests.deploy.conftest import KUBERNETES_VERSION
-from tests.deploy.fake_apiserver import FakeApiServer
 from tests.deploy.k8s_policy import gpu_problems, security_problems
+from tests.support.fake_apiserver import FakeApiServer
+from tests.support.k8s import KUBERNETES_VERSION
 from training.config import TrainingConfig
 
 RUN = "rail-sft-k8s"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 from training.config import load_training_config
 from training.k8s_job import run_rank
 from training.sft import finetune
@@ -22,6 +23,7 @@ def _step_lines(metrics: Path, last_step: int) -> list[str]:
     ]
 
 
+@pytest.mark.model  # fine-tunes the tiny random Gemma of tiny-cpu.yaml
 def test_retried_rank_continues_from_the_latest_checkpoint(tmp_path: Path) -> None:
     config = yaml.safe_load((REPO_ROOT / "training/configs/tiny-cpu.yaml").read_text())
     config["run"]["output_dir"] = str(tmp_path / "run")

@@ -16,8 +16,10 @@ from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.analyzers.dspy.artifacts import ProgramStore
 from services.orchestrator.analyzers.dspy.lm import InferenceEngine, rail_lm
 from services.orchestrator.analyzers.dspy.program import RailFixRAG, rail_settings
+from services.orchestrator.clients.inference import InferenceClient
 from services.orchestrator.clients.retriever import RetrieverClient
-from tests.e2e.conftest import REPO_ROOT, ServiceProcess, StartService
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import ServiceProcess, StartService
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +47,10 @@ def saved_manifest(name: str) -> dict[str, object]:
 
 
 def test_save_load_round_trip_gives_identical_predictions(
-    inference: ServiceProcess, retriever: ServiceProcess, tmp_path: Path
+    inference_service: ServiceProcess, retriever_service: ServiceProcess, tmp_path: Path
 ) -> None:
-    engine = InferenceEngine(inference.address)
-    search = RetrieverClient(retriever.address)
+    engine = InferenceEngine(InferenceClient(inference_service.address))
+    search = RetrieverClient(retriever_service.address)
     program = RailFixRAG(search=search)
     program.generate.demos = [DEMO]
     stored = ProgramStore(tmp_path, shipped_dir=None).save(saved_manifest("rail_fix"), program)
@@ -69,8 +71,8 @@ def test_save_load_round_trip_gives_identical_predictions(
     search.close()
 
 
-def test_inference_errors_surface_as_domain_errors(inference: ServiceProcess) -> None:
-    engine = InferenceEngine(inference.address)
+def test_inference_errors_surface_as_domain_errors(inference_service: ServiceProcess) -> None:
+    engine = InferenceEngine(InferenceClient(inference_service.address))
     with rail_settings(rail_lm(engine, max_tokens=100_000)), pytest.raises(Exception) as raised:
         RailFixRAG()(query="why?", context="[1] nothing")
     cause: BaseException | None = raised.value
@@ -83,7 +85,7 @@ def test_inference_errors_surface_as_domain_errors(inference: ServiceProcess) ->
 
 
 def test_compile_command_writes_a_versioned_artifact(
-    inference: ServiceProcess, tmp_path: Path
+    inference_service: ServiceProcess, tmp_path: Path
 ) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(
@@ -93,7 +95,7 @@ def test_compile_command_writes_a_versioned_artifact(
     programs = tmp_path / "programs"
     command = [sys.executable, "-m", "apps.cli.main", "dspy", "--programs-dir", str(programs)]
     result = subprocess.run(
-        [*command, "compile", "--config", str(config), "--inference", inference.address],
+        [*command, "compile", "--config", str(config), "--inference", inference_service.address],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -124,8 +126,8 @@ def test_compile_command_writes_a_versioned_artifact(
 
 def test_orchestrator_serves_a_compiled_program_and_streams_it(
     start_service: StartService,
-    inference: ServiceProcess,
-    retriever: ServiceProcess,
+    inference_service: ServiceProcess,
+    retriever_service: ServiceProcess,
     tmp_path: Path,
 ) -> None:
     program = RailFixRAG()
@@ -135,8 +137,8 @@ def test_orchestrator_serves_a_compiled_program_and_streams_it(
     try:
         orchestrator = start_service(
             "orchestrator",
-            retriever_address=retriever.address,
-            inference_address=inference.address,
+            retriever_address=retriever_service.address,
+            inference_address=inference_service.address,
             analyzer="dspy",
             dspy_program="rail_fix_served",
         )
@@ -150,7 +152,8 @@ def test_orchestrator_serves_a_compiled_program_and_streams_it(
     summary = events[-1].summary
     assert kinds[0] == "context" and kinds[-1] == "summary"
     assert deltas and "".join(deltas).strip(), kinds
+    assert not "".join(deltas).lstrip().startswith('"')  # the JSON field's text, not its JSON
     assert "rail_fix_served@1" in summary.model
     assert 0 < summary.usage.completion_tokens <= 32
-    inference_log = inference.log_path.read_text()
+    inference_log = inference_service.log_path.read_text()
     assert '"request_id": "dspy-' in inference_log  # generated through our DSPy engine

@@ -16,8 +16,7 @@ from raildebug.v1 import (
     retriever_pb2,
     retriever_pb2_grpc,
 )
-
-from .conftest import Stack
+from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

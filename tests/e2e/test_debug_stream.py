@@ -10,8 +10,7 @@ import grpc
 import pytest
 
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-
-from .conftest import Stack
+from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

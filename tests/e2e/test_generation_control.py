@@ -11,8 +11,7 @@ import grpc
 import pytest
 
 from raildebug.v1 import inference_pb2, inference_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
-
-from .conftest import Stack
+from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
-
-from .conftest import ServiceProcess, StartService
+from tests.support.processes import ServiceProcess, StartService
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def openai_inference(start_service: StartService, openai_compatible_server: str) -> ServiceProcess:
-    return start_service(
-        "inference", backend="openai", openai_base_url=openai_compatible_server, slots="2"
-    )
+    # The endpoint is the shared RAILDEBUG_OPENAI_* group, not an inference variable.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAILDEBUG_OPENAI_BASE_URL", openai_compatible_server)
+        return start_service("inference", backend="openai", slots="2")
 
 
 def _stream(

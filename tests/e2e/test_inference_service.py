@@ -13,8 +13,8 @@ import pytest
 
 from raildebug.grpc_runtime.errors import RETRY_AFTER_METADATA
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
-
-from .conftest import ServiceProcess, StartService, free_port
+from tests.support.net import free_port
+from tests.support.processes import ServiceProcess, StartService
 
 pytestmark = pytest.mark.e2e
 
@@ -107,18 +107,33 @@ def test_metrics_endpoint_exposes_the_inference_instruments(
     list(stub.Generate(inference_pb2.GenerateRequest(prompt="Signals", max_tokens=4), timeout=60))
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
         body = page.read().decode()
-    samples = {
-        line.split(" ")[0].split("{")[0]: float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("raildebug_inference_")
-    }
+    samples: dict[str, float] = {}  # series name -> value summed over label sets
+    labelled: dict[tuple[str, str], float] = {}  # (series name, labels) -> value
+    for line in body.splitlines():
+        if line.startswith(("raildebug_inference_", "gen_ai_server_")):
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            samples[name] = samples.get(name, 0.0) + float(value)
+            labelled[name, labels] = float(value)
     for name in (
         "raildebug_inference_queue_size",
         "raildebug_inference_slots_busy",
-        "raildebug_inference_queue_wait_seconds_count",
-        "raildebug_inference_inter_token_latency_seconds_count",
+        "raildebug_inference_queue_wait_time_seconds_count",
+        "raildebug_inference_prompt_cache_tokens_total",
     ):
         assert name in samples, sorted(samples)
-    assert samples["raildebug_inference_time_to_first_token_seconds_count"] >= 1
-    assert samples["raildebug_inference_tokens_prompt_total"] >= 1
-    assert samples["raildebug_inference_tokens_completion_total"] >= 4
+    assert samples["gen_ai_server_time_to_first_token_seconds_count"] >= 1
+    assert samples["gen_ai_server_time_per_output_token_seconds_count"] >= 1
+    assert samples["gen_ai_server_request_duration_seconds_count"] >= 1
+
+    def tokens(token_type: str) -> float:
+        return sum(
+            value
+            for (name, labels), value in labelled.items()
+            if name == "raildebug_inference_tokens_total"
+            and f'gen_ai_token_type="{token_type}"' in labels
+            and 'gen_ai_operation_name="text_completion"' in labels
+        )
+
+    assert tokens("input") >= 1
+    assert tokens("output") >= 4

@@ -14,12 +14,12 @@ from pydantic import SecretStr
 from apps.cli.main import main
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.server import RailDebugServer
-from raildebug.settings import OrchestratorSettings
+from raildebug.settings import OpenAISettings, OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from services.orchestrator.assembly import prompt_experiment
 from services.orchestrator.prompt_registry import PromptRegistry
-from services.orchestrator.server import build_server, prompt_experiment
-
-from ..orchestrator.helpers import free_port, retriever_server
+from services.orchestrator.server import build_server
+from tests.support.servers import free_port, retriever_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +39,7 @@ def settings(openai_server: str, tmp_path_factory: pytest.TempPathFactory) -> Or
     return OrchestratorSettings(
         port=free_port(),
         analyzer="openai",
-        openai_base_url=openai_server,
-        openai_model="gemma-3-270m",
+        openai=OpenAISettings(base_url=openai_server, model="gemma-3-270m"),
         feedback_db=data / "feedback.sqlite3",
         prompt_registry_dir=data / "prompts",
         experiment_label="staging",

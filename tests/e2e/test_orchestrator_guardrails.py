@@ -18,10 +18,9 @@ from raildebug.grpc_runtime.server import RailDebugServer
 from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
-
-from ..orchestrator.certs import Pki, make_pki
-from ..orchestrator.helpers import free_port, redis_server
-from .conftest import StartService
+from tests.support.certs import Pki, make_pki
+from tests.support.processes import StartService
+from tests.support.servers import free_port, redis_server
 
 pytestmark = pytest.mark.e2e
 
@@ -153,6 +152,9 @@ def test_rate_limit_is_shared_by_two_orchestrator_processes_through_redis(
         "rate_limit_per_s": "0.05",
         "rate_limit_burst": "3",
         "rate_limit_redis_url": redis_url,
+        # No authentication here: count by the declared client_id (the default, the peer
+        # address, would put team-a and team-b, both on loopback, in one bucket).
+        "rate_limit_key": "client_id",
     }
     replicas = [start_service("orchestrator", **limits) for _ in range(2)]
     stubs = [orchestrator_pb2_grpc.OrchestratorStub(r.channel()) for r in replicas]

@@ -21,9 +21,8 @@ from raildebug.grpc_runtime.channels import open_channel
 from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
-
-from ..orchestrator.helpers import free_port, retriever_server
-from .conftest import MODEL_CACHE, REPO_ROOT
+from tests.support.paths import MODEL_CACHE, REPO_ROOT
+from tests.support.servers import free_port, retriever_server
 
 pytestmark = pytest.mark.e2e
 

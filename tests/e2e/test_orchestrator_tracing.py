@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from raildebug.grpc_runtime.channels import open_channel
 from raildebug.grpc_runtime.server import RailDebugServer
+from raildebug.observability import conventions as conv
 from raildebug.settings import OrchestratorSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.orchestrator.server import build_server
-
-from ..orchestrator.helpers import free_port, inference_server, retriever_server
+from tests.support.servers import free_port, inference_server, retriever_server
 
 pytestmark = pytest.mark.e2e
 
@@ -127,20 +127,30 @@ def test_one_trace_spans_orchestrator_retriever_and_inference(
     assert parent_of("/raildebug.v1.Inference/Generate") == "raildebug.v1.Inference/Generate"
 
     retrieval = by_name["debug.retrieval"].attributes or {}
-    assert retrieval["raildebug.search.k"] == 3
-    assert retrieval["raildebug.search.alpha"] == 0.5
-    assert retrieval["raildebug.search.hits"] == len(events[0].context.passages) > 0
+    assert retrieval[conv.ATTR_RETRIEVAL_K] == 3
+    assert retrieval[conv.ATTR_RETRIEVAL_ALPHA] == 0.5
+    timeout = retrieval[conv.ATTR_RETRIEVAL_TIMEOUT]
+    assert isinstance(timeout, float) and 0 < timeout <= 5  # seconds
+    assert retrieval[conv.ATTR_RETRIEVAL_PASSAGES] == len(events[0].context.passages) > 0
     prompt = by_name["debug.prompt"].attributes or {}
-    assert prompt["raildebug.prompt.version"] == "rail_fix@1"
+    assert prompt[conv.ATTR_PROMPT_VERSION] == "rail_fix@1"
     analysis = by_name["debug.analysis"].attributes or {}
-    assert analysis["gen_ai.usage.output_tokens"] == summary.usage.completion_tokens
-    assert analysis["gen_ai.response.model"] == "Gemma 3 270m"
+    assert analysis[conv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] == summary.usage.completion_tokens
+    assert analysis[conv.ATTR_GEN_AI_RESPONSE_MODEL] == "Gemma 3 270m"
+    assert analysis[conv.ATTR_GEN_AI_REQUEST_MAX_TOKENS] == 12
+    assert list(analysis[conv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS]) == [  # type: ignore[arg-type]
+        summary.finish_reason
+    ]
     top = request.attributes or {}
-    assert top["gen_ai.usage.input_tokens"] == summary.usage.prompt_tokens
-    assert top["raildebug.prompt.variant"] == "production"
-    assert top["raildebug.cache_hit"] is False and top["raildebug.degraded"] is False
-    assert top["raildebug.cost_usd"] == pytest.approx(summary.estimated_cost_usd)
+    assert top[conv.ATTR_GEN_AI_USAGE_INPUT_TOKENS] == summary.usage.prompt_tokens
+    assert top[conv.ATTR_PROMPT_VARIANT] == "production"
+    assert top[conv.ATTR_CACHE_HIT] is False and top[conv.ATTR_DEGRADED] is False
+    assert top[conv.ATTR_COST_USD] == pytest.approx(summary.estimated_cost_usd)
+    # durations in seconds, like every duration
+    ttft, duration = top[conv.ATTR_DEBUG_TIME_TO_FIRST_TOKEN], top[conv.ATTR_DEBUG_DURATION]
+    assert isinstance(ttft, float) and isinstance(duration, float)
+    assert 0 < ttft <= duration < 120
 
     (feedback,) = [s for s in exporter.get_finished_spans() if s.name == "feedback"]
-    assert feedback.attributes["raildebug.feedback.score"] == 0.5  # type: ignore[index]
-    assert feedback.attributes["raildebug.prompt.version"] == "rail_fix@1"  # type: ignore[index]
+    assert feedback.attributes[conv.ATTR_FEEDBACK_SCORE] == 0.5  # type: ignore[index]
+    assert feedback.attributes[conv.ATTR_PROMPT_VERSION] == "rail_fix@1"  # type: ignore[index]

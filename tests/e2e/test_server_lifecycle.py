@@ -20,8 +20,8 @@ from raildebug.settings import InferenceSettings
 from raildebug.v1 import inference_pb2, inference_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from services.inference.engine import LlamaEngine
 from services.inference.server import SERVICE_NAME, InferenceServicer
-
-from .conftest import Stack, StartService, free_port
+from tests.support.net import free_port
+from tests.support.processes import Stack, StartService
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,7 @@ from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import DeadlineExceeded, InvalidRequest, Overloaded
 from services.inference.engine import LlamaEngine
 from services.inference.models import GenerationRequest, Sampling
-
-from .conftest import GREEDY, MAX_QUEUE, SLOTS, finish, run, start
+from tests.support.engine import GREEDY, MAX_QUEUE, SLOTS, finish, run, start
 
 PROMPTS = [
     "A point machine drives the switch blades and",
@@ -205,3 +204,32 @@ def test_a_passed_deadline_ends_the_stream_with_deadline_exceeded(engine: LlamaE
     # the slot's KV cells were dropped: the next caller gets a whole, fresh generation
     _, outcome = run(engine, GenerationRequest(prompt=PROMPTS[1], max_tokens=8, sampling=GREEDY))
     assert outcome.finish_reason == FinishReason.LENGTH and outcome.completion_tokens == 8
+
+
+def test_a_deadline_the_queue_makes_impossible_is_refused_at_once(engine: LlamaEngine) -> None:
+    """Every slot busy with a long answer: a caller with 2 s left would wait far longer than
+    that for a slot, so it gets Overloaded now (RESOURCE_EXHAUSTED with retry-after-ms on the
+    wire), not DEADLINE_EXCEEDED after waiting; a caller without a deadline still queues."""
+    _wait_idle(engine)
+    long = GenerationRequest(prompt="Describe every relay of a signal box:\n", max_tokens=800)
+    streams = [start(engine, long) for _ in range(SLOTS)]
+    for stream in streams:  # all decoding: the engine has measured its steps
+        assert stream.first_delta.wait(60)
+    hurried = GenerationRequest(prompt=PROMPTS[0], max_tokens=64, sampling=GREEDY)
+    started = time.monotonic()
+    with pytest.raises(Overloaded, match="would miss its deadline") as refused:
+        next(iter(engine.generate(hurried, deadline=time.monotonic() + 2.0)))
+    assert time.monotonic() - started < 1.0, "the refusal must not wait"
+    assert 0.1 <= refused.value.retry_after_s <= 60
+    assert "requests ahead" in str(refused.value)
+    assert engine.info().queue_depth == 0, "a refused request never entered the queue"
+    patient = start(engine, GenerationRequest(prompt=PROMPTS[1], max_tokens=8))
+    deadline = time.monotonic() + 10
+    while engine.info().queue_depth == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert engine.info().queue_depth == 1, "no deadline: queued as before"
+    for stream in [*streams, patient]:
+        stream.cancel.set()
+    assert {finish(s, timeout_s=30).finish_reason for s in streams} == {FinishReason.CANCELLED}
+    finish(patient, timeout_s=30)
+    _wait_idle(engine)

@@ -8,13 +8,13 @@ import pytest
 from pydantic import SecretStr
 
 from raildebug.grpc_runtime.auth import TokenGrant, load_grants
-from raildebug.settings import ServerSettings
+from raildebug.settings import RetrieverSettings
 
 
 def test_grants_come_from_env_entries_and_the_mounted_file(tmp_path: Path) -> None:
     secret = tmp_path / "tokens"
     secret.write_text("# team tokens\nops  tok-ops /raildebug.v1.Orchestrator/Feedback\n\n")
-    settings = ServerSettings(auth_tokens=SecretStr("ci tok-ci; bot tok-bot /a/ /b/"))
+    settings = RetrieverSettings(auth_tokens=SecretStr("ci tok-ci; bot tok-bot /a/ /b/"))
     settings = settings.model_copy(update={"auth_tokens_file": secret})
     grants = load_grants(settings)
     assert grants == [
@@ -28,11 +28,11 @@ def test_grants_come_from_env_entries_and_the_mounted_file(tmp_path: Path) -> No
 
 
 def test_no_tokens_means_no_authentication() -> None:
-    assert load_grants(ServerSettings()) == []
+    assert load_grants(RetrieverSettings()) == []
 
 
 def test_bad_entries_and_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"auth_tokens entry 1 .* token is missing"):
-        load_grants(ServerSettings(auth_tokens=SecretStr("lonely")))
+        load_grants(RetrieverSettings(auth_tokens=SecretStr("lonely")))
     with pytest.raises(ValueError, match="mount the token secret"):
-        load_grants(ServerSettings(auth_tokens_file=tmp_path / "absent"))
+        load_grants(RetrieverSettings(auth_tokens_file=tmp_path / "absent"))

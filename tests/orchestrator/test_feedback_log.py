@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from apps.cli.main import main
-from raildebug.domain import GenerationOutcome
+from raildebug.domain import FinishReason, GenerationOutcome
 from services.orchestrator.feedback import FeedbackLog
 from services.orchestrator.models import (
     AnsweredRequest,
@@ -17,7 +17,9 @@ from services.orchestrator.models import (
     FeedbackEntry,
 )
 
-STATS = GenerationOutcome("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m")
+STATS = GenerationOutcome(
+    FinishReason.STOP, 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m"
+)
 PASSAGE = ContextPassage(
     "p1", "E73-B: lock timeout", "docs/errors-points.md", 3, 9, "E73-B", "doc", 0.8, "[1]"
 )

@@ -48,7 +48,30 @@ def test_redis_buckets_are_one_budget_for_every_replica(redis_url: str) -> None:
 
 
 def test_unreachable_redis_lets_calls_through() -> None:
-    from .helpers import free_port
+    from tests.support.net import free_port
 
     buckets = RedisTokenBuckets(f"redis://127.0.0.1:{free_port()}/0", rate_per_s=1, burst=1)
     assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_wait_says_how_long_until_a_token_without_taking_one() -> None:
+    clock = ManualClock()
+    buckets = MemoryTokenBuckets(rate_per_s=2.0, burst=2, clock=clock)
+    assert buckets.wait("a") == 0.0  # a client never seen has a full bucket
+    buckets.take("a")
+    buckets.take("a")
+    assert buckets.wait("a") == pytest.approx(0.5)
+    assert buckets.wait("a") == pytest.approx(0.5)  # asking took nothing
+    clock.now += 0.5
+    assert buckets.wait("a") == 0.0
+
+
+def test_redis_wait_reads_the_shared_bucket_without_taking(redis_url: str) -> None:
+    buckets = RedisTokenBuckets(redis_url, rate_per_s=0.01, burst=2, key_prefix="test-wait:")
+    assert buckets.wait("a") == 0.0
+    buckets.take("a")
+    assert buckets.wait("a") == 0.0
+    buckets.take("a")
+    assert buckets.wait("a") == pytest.approx(100, rel=0.05)
+    assert buckets.wait("a") == pytest.approx(100, rel=0.05)
+    assert buckets.take("a") == pytest.approx(100, rel=0.05)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from raildebug.domain import GenerationOutcome, PassageFilter
+from raildebug.domain import FinishReason, GenerationOutcome, PassageFilter
 from services.orchestrator.models import ContextPassage, DebugQuestion
 from services.orchestrator.response_cache import (
     CachedAnswer,
@@ -23,7 +23,9 @@ ENTRY = CachedAnswer(
         )
     ],
     deltas=["Cause:", " lock", " timeout", " [1]."],
-    generation=GenerationOutcome("stop", 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m"),
+    generation=GenerationOutcome(
+        FinishReason.STOP, 400, 12, 0, 1.0, 90.0, 80.0, 300.0, 400.0, "Gemma 3 270m"
+    ),
 )
 
 
@@ -72,7 +74,7 @@ def test_redis_cache_round_trips_and_expires(redis_url: str) -> None:
 
 
 def test_unreachable_redis_turns_the_cache_off_without_failing() -> None:
-    from .helpers import free_port
+    from tests.support.net import free_port
 
     cache = RedisResponseCache(f"redis://127.0.0.1:{free_port()}/0", ttl_s=1)
     cache.put("k", ENTRY)

@@ -11,12 +11,15 @@ from collections import Counter
 from pathlib import Path
 
 import lancedb
+import pytest
 
 from services.retriever.chunking import chunk_document
 from services.retriever.embedding import Embedder
 from services.retriever.index import RetrievalIndex
 from services.retriever.models import SearchQuery, SourceDocument
 from services.retriever.store import TABLE_NAME
+
+pytestmark = pytest.mark.service  # ingests in a child process and kills it
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = 40

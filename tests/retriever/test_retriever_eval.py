@@ -95,6 +95,8 @@ def raildebug(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.model  # the vector configurations embed with MiniLM
+@pytest.mark.service  # the CLI runs in its own process
 def test_cli_scores_every_configuration(tmp_path: Path) -> None:
     corpus = tmp_path / "passages.jsonl"
     corpus.write_text(

@@ -1,11 +1,13 @@
 """Real servers in this test process, for tests that need to share state with them (a
 TracerProvider, a price table): a retriever over a few sample-corpus files, an inference
-server over the packaged Gemma, a Redis server on a free port."""
+server over the packaged Gemma, a Redis server on a free port.
+
+Tests that use them are `service` (and `model` for the retriever and inference servers): the tier
+guard refuses to start a gRPC server or a child process in a test without that marker."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,15 +27,12 @@ from services.retriever.index import RetrievalIndex
 from services.retriever.models import SourceDocument
 from services.retriever.server import SERVICE_NAME as RETRIEVER_SERVICE
 from services.retriever.server import RetrieverServicer
+from tests.support.net import free_port
+from tests.support.paths import SAMPLE_CORPUS
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample-corpus"
+__all__ = ["free_port", "inference_server", "redis_server", "retriever_server"]
+
 SMALL_CORPUS = ("docs/errors-points.md", "docs/config-points.md", "docs/errors-track.md")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

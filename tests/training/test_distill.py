@@ -8,7 +8,7 @@ import json
 import pytest
 
 from raildebug.errors import InvalidRequest
-from tests.training.conftest import TinyConfig
+from tests.support.training import TinyConfig
 from training.distill import distill, export_student, prune_layers
 from training.export.merge import merge_adapter
 from training.modeling import load_model

@@ -10,7 +10,7 @@ import gguf
 import numpy as np
 import pytest
 
-from tests.training.conftest import TinyConfig
+from tests.support.training import TinyConfig, tiny_training_config
 from training.config import TrainingConfig
 from training.dataset.formatting import TokenizedExample
 from training.export.parity import (
@@ -29,9 +29,8 @@ from training.sft import finetune
 def exported(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingConfig:
     import shutil
 
-    from tests.training.conftest import _tiny
-
-    config = _tiny(tmp_path_factory.mktemp("export") / "run", optimization={"max_steps": 3})
+    run_dir = tmp_path_factory.mktemp("export") / "run"
+    config = tiny_training_config(run_dir, optimization={"max_steps": 3})
     shutil.copytree(tiny_base, config.run.output_dir / "base")
     finetune(config)
     export_run(config)

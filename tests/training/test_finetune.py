@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from raildebug.errors import NotFound
-from tests.training.conftest import TinyConfig
+from tests.support.training import TinyConfig
 from training.reporting import read_metrics
 from training.sft import finetune
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.training.conftest import TinyConfig
+from tests.support.training import TinyConfig
 from training.config import TrainingConfig
 from training.reporting import read_metrics
 from training.sft import finetune
@@ -58,6 +58,7 @@ def _rank_process(launcher: subprocess.Popen[bytes], rank: str) -> psutil.Proces
     raise AssertionError(f"rank {rank} not found")
 
 
+@pytest.mark.service  # torchrun launches the ranks as processes
 @pytest.mark.timeout(900)
 def test_fsdp_matches_one_process_and_resumes_after_a_killed_rank(
     tiny_config: TinyConfig, tmp_path: Path

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from raildebug.errors import InvalidRequest
-from tests.training.conftest import TinyConfig
+from tests.support.training import TinyConfig
 from training.dataset.formatting import TokenizedExample
 from training.layer_selection import (
     block_influence,

@@ -20,6 +20,7 @@ from raildebug.errors import InvalidRequest
 from services.orchestrator.analyzers.dspy.artifacts import ProgramStore, StoredProgram
 from services.orchestrator.analyzers.dspy.lm import InferenceEngine, rail_lm
 from services.orchestrator.analyzers.dspy.program import RailFixRAG, rail_settings
+from services.orchestrator.clients.inference import InferenceClient
 from services.orchestrator.clients.retriever import RetrieverClient
 from training.dspy.dataset import Splits, load_splits
 from training.dspy.metric import METRIC_VERSION, rail_fix_metric
@@ -86,7 +87,7 @@ class CompileReport:
 
 def compile_program(config: CompileConfig, store: ProgramStore) -> CompileReport:
     started = time.monotonic()
-    engine = InferenceEngine(config.inference_address)
+    engine = InferenceEngine(InferenceClient(config.inference_address))
     retriever = RetrieverClient(config.retriever_address) if config.retriever_address else None
     try:
         model = engine.model_name()
@@ -103,7 +104,7 @@ def compile_program(config: CompileConfig, store: ProgramStore) -> CompileReport
         with rail_settings(lm):
             compiled, before, after = _optimize(config, splits)
     finally:
-        engine.close()
+        engine.close()  # and its Inference client
         if retriever is not None:
             retriever.close()
     demos = len(compiled.generate.demos)

@@ -16,7 +16,7 @@ from pathlib import Path
 import dspy
 
 from raildebug.errors import InvalidRequest
-from services.orchestrator.analyzers.dspy.program import format_context
+from services.orchestrator.analyzers.dspy.program import format_context, query_text
 from training.dataset.examples import SFTExample, read_examples
 from training.dspy.metric import gold_identifiers
 
@@ -30,19 +30,9 @@ class Splits:
     version: str
 
 
-def question_text(example: SFTExample) -> str:
-    """The query the program sees: the question plus any log or code, as the pipeline sends."""
-    parts = [example.question.strip()]
-    if example.error_log.strip():
-        parts.append(f"Error log:\n{example.error_log.strip()}")
-    if example.code_snippet.strip():
-        parts.append(f"Code:\n{example.code_snippet.strip()}")
-    return "\n\n".join(parts)
-
-
 def to_dspy(example: SFTExample, context_for: ContextFor | None) -> dspy.Example:
     """`context_for` retrieves live; without it the passages recorded in the SFT example serve."""
-    query = question_text(example)
+    query = query_text(example.question, example.error_log, example.code_snippet)
     context = context_for(query) if context_for else format_context(example.context_passages())
     gold = example.answer.strip()
     return dspy.Example(

@@ -1,4 +1,8 @@
-"""Analyzer backend over any OpenAI-compatible chat API (OpenAI, vLLM, llama.cpp server, ...)."""
+"""Analyzer backend over any OpenAI-compatible chat API (OpenAI, vLLM, llama.cpp server, ...).
+
+The endpoint is RAILDEBUG_OPENAI_* (OpenAISettings), shared with inference's `openai` backend;
+client and error mapping come from raildebug/openai_endpoint.py.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from typing import Any
 
 import openai
 
-from raildebug.domain import GenerationOutcome
-from raildebug.errors import DeadlineExceeded, InvalidRequest, NotReady, Overloaded
+from raildebug.domain import FinishReason, GenerationOutcome
+from raildebug.openai_endpoint import (
+    domain_error,
+    endpoint_name,
+    finish_reason,
+    open_client,
+    resolve_model,
+)
+from raildebug.settings import OpenAISettings
 from services.orchestrator.models import AnalysisInput
 
-_FINISH = {"stop": "stop", "length": "length", "content_filter": "stop"}
 _MAX_STOP_SEQUENCES = 4  # the OpenAI API refuses more
 
 
@@ -21,16 +31,20 @@ class OpenAIChatAnalyzer:
 
     name = "openai"
 
-    def __init__(self, client: openai.OpenAI, model: str) -> None:
+    def __init__(self, client: openai.OpenAI, endpoint: OpenAISettings) -> None:
         self._client = client
-        self._model = model
+        self._endpoint = endpoint
+        self._where = endpoint_name(endpoint)
+        self._model = endpoint.model  # empty until the endpoint has named its first model
 
     @classmethod
-    def connect(cls, base_url: str, api_key: str, model: str) -> OpenAIChatAnalyzer:
-        client = openai.OpenAI(base_url=base_url or None, api_key=api_key, max_retries=0)
-        return cls(client, model)
+    def connect(cls, endpoint: OpenAISettings) -> OpenAIChatAnalyzer:
+        return cls(open_client(endpoint), endpoint)
 
     def model(self, timeout_s: float) -> str:
+        if not self._model:
+            client = self._client.with_options(timeout=min(timeout_s, self._endpoint.timeout_s))
+            self._model = resolve_model(client, self._endpoint)
         return self._model
 
     def analyze(
@@ -43,23 +57,23 @@ class OpenAIChatAnalyzer:
     ) -> Iterator[str | GenerationOutcome]:
         started = time.monotonic()
         first_at: float | None = None
-        finish, model = "error", self._model
+        finish, model = FinishReason.ERROR, self.model(timeout_s)
         usage: Any = None
         try:
             stream = self._client.chat.completions.create(
-                model=self._model,
+                model=model,
                 messages=[{"role": "user", "content": work.prompt}],
                 max_tokens=work.max_tokens,
                 stop=list(work.stop[:_MAX_STOP_SEQUENCES]) or None,
                 stream=True,
                 stream_options={"include_usage": True},
-                timeout=timeout_s,
+                timeout=min(timeout_s, self._endpoint.timeout_s),
                 extra_headers={"x-request-id": request_id},
             )
             with stream:
                 for chunk in stream:
                     if is_cancelled():
-                        finish = "cancelled"
+                        finish = FinishReason.CANCELLED
                         break
                     model = chunk.model or model
                     usage = chunk.usage or usage
@@ -69,17 +83,11 @@ class OpenAIChatAnalyzer:
                             first_at = first_at or time.monotonic()
                             yield text
                         if choice.finish_reason:
-                            finish = _FINISH.get(choice.finish_reason, choice.finish_reason)
-        except openai.APITimeoutError as error:
-            raise DeadlineExceeded(f"openai backend timed out: {error}") from error
-        except openai.APIConnectionError as error:
-            raise NotReady(f"openai backend unreachable: {error}") from error
-        except openai.RateLimitError as error:
-            raise Overloaded(f"openai backend is rate limiting us: {error}") from error
-        except openai.BadRequestError as error:
-            raise InvalidRequest(f"openai backend refused the request: {error}") from error
-        except openai.APIError as error:
-            raise NotReady(f"openai backend failed: {error}") from error
+                            finish = finish_reason(
+                                choice.finish_reason, stop_strings_given=bool(work.stop)
+                            )
+        except openai.OpenAIError as error:
+            raise domain_error(error, self._where) from error
         ended = time.monotonic()
         ttft_ms = ((first_at or ended) - started) * 1000
         yield GenerationOutcome(

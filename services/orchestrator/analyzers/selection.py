@@ -5,26 +5,56 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from raildebug.settings import OrchestratorSettings
-from services.orchestrator.analyzers.compiled_dspy import AnalyzerUnavailable, CompiledDspyAnalyzer
 from services.orchestrator.analyzers.openai_chat import OpenAIChatAnalyzer
 from services.orchestrator.analyzers.prompted import PromptedAnalyzer
-from services.orchestrator.ports import Analyzer, AnswerGenerator
+from services.orchestrator.clients.inference import InferenceClient
+from services.orchestrator.ports import Analyzer
+
+# Imported only when chosen: DSPy is a large import the other backends do not need.
+DSPY_MODULE = "services.orchestrator.analyzers.dspy.serving"
+
+
+class AnalyzerUnavailable(RuntimeError):
+    """The configured analyzer backend cannot be used; raised at startup."""
 
 
 def build_analyzer(
-    settings: OrchestratorSettings, inference: Callable[[], AnswerGenerator]
+    settings: OrchestratorSettings, inference: Callable[[], InferenceClient]
 ) -> Analyzer:
-    """`inference` opens the client of our inference service, for the backends that use it."""
-    if settings.analyzer == "gguf":
+    """`inference` opens the client of our inference service, for the backends that use it
+    (`inference` and `dspy`)."""
+    if settings.analyzer == "inference":
         return PromptedAnalyzer(inference())
     if settings.analyzer == "openai":
-        if settings.openai_api_key is None and not settings.openai_base_url:
+        endpoint = settings.openai
+        if not endpoint.base_url and (endpoint.api_key is None or not endpoint.model):
             raise AnalyzerUnavailable(
-                "analyzer 'openai' needs RAILDEBUG_ORCHESTRATOR_OPENAI_API_KEY, or "
-                "RAILDEBUG_ORCHESTRATOR_OPENAI_BASE_URL for a self-hosted compatible server"
+                "analyzer 'openai' needs RAILDEBUG_OPENAI_API_KEY and RAILDEBUG_OPENAI_MODEL "
+                "for api.openai.com, or RAILDEBUG_OPENAI_BASE_URL for a self-hosted server"
             )
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
-        return OpenAIChatAnalyzer.connect(settings.openai_base_url, key, settings.openai_model)
+        return OpenAIChatAnalyzer.connect(endpoint)
     if settings.analyzer == "dspy":
-        return CompiledDspyAnalyzer.load(settings)
-    raise AnalyzerUnavailable(f"unknown analyzer {settings.analyzer!r}: use gguf, openai or dspy")
+        return _dspy_analyzer(settings, inference)
+    raise AnalyzerUnavailable(
+        f"unknown analyzer {settings.analyzer!r}: use inference, openai or dspy"
+    )
+
+
+def _dspy_analyzer(
+    settings: OrchestratorSettings, inference: Callable[[], InferenceClient]
+) -> Analyzer:
+    if not settings.dspy_program:
+        raise AnalyzerUnavailable(
+            "analyzer 'dspy' needs a program: set RAILDEBUG_ORCHESTRATOR_DSPY_PROGRAM to the "
+            "name of a compiled version (`raildebug dspy list`)"
+        )
+    try:
+        from services.orchestrator.analyzers.dspy.serving import DspyAnalyzer
+    except ModuleNotFoundError as error:
+        if error.name not in (DSPY_MODULE, "dspy"):
+            raise
+        raise AnalyzerUnavailable(
+            f"analyzer 'dspy' is not available in this build: {error.name} is missing. "
+            "Use RAILDEBUG_ORCHESTRATOR_ANALYZER=inference or openai"
+        ) from None
+    return DspyAnalyzer.load(settings, inference())

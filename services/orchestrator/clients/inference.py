@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -17,9 +17,9 @@ from opentelemetry.trace import TracerProvider
 from raildebug.contracts import outcome_from_wire
 from raildebug.domain import GenerationOutcome
 from raildebug.grpc_runtime.channels import open_channel
-from raildebug.grpc_runtime.errors import error_from_rpc
 from raildebug.grpc_runtime.security import ChannelSecurity
 from raildebug.v1 import inference_pb2, inference_pb2_grpc
+from services.orchestrator.clients.errors import upstream_error
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class InferenceClient:
         try:
             info = self._stub.Info(inference_pb2.InfoRequest(), timeout=min(timeout_s, 5.0))
         except grpc.RpcError as error:
-            raise error_from_rpc(error, "inference") from error
+            raise upstream_error(error, "inference") from error
         with self._lock:
             self._model_name = (time.monotonic(), info.model)
         return str(info.model)
@@ -114,8 +114,9 @@ class InferenceClient:
         *,
         timeout_s: float,
         is_cancelled: Callable[[], bool],
-    ) -> Iterator[str | GenerationOutcome]:
-        """Stops reading (and cancels the call) as soon as `is_cancelled()` turns true."""
+    ) -> Generator[str | GenerationOutcome, None, None]:
+        """Stops reading (and cancels the call) as soon as `is_cancelled()` turns true; then the
+        stream ends without an outcome. Closing the generator early cancels the call too."""
         call = self._stub.Generate(_to_wire(generation), timeout=max(timeout_s, 0.001))
         try:
             for message in call:
@@ -127,7 +128,7 @@ class InferenceClient:
                 else:
                     yield outcome_from_wire(message.result)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, "inference") from error
+            raise upstream_error(error, "inference") from error
         finally:
             call.cancel()  # no-op when complete; frees the model when our caller went away
 

@@ -8,9 +8,9 @@ from opentelemetry.trace import TracerProvider
 from raildebug.contracts import filter_to_wire
 from raildebug.domain import PassageFilter
 from raildebug.grpc_runtime.channels import open_channel
-from raildebug.grpc_runtime.errors import error_from_rpc
 from raildebug.grpc_runtime.security import ChannelSecurity
 from raildebug.v1 import retriever_pb2, retriever_pb2_grpc
+from services.orchestrator.clients.errors import upstream_error
 from services.orchestrator.models import ContextPassage
 
 
@@ -37,7 +37,7 @@ class RetrieverClient:
         try:
             response = self._stub.Search(request, timeout=timeout_s)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, "retriever") from error
+            raise upstream_error(error, "retriever") from error
         return [
             ContextPassage(
                 id=p.id,

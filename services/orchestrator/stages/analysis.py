@@ -9,7 +9,7 @@ from opentelemetry.trace import Span
 
 from raildebug.domain import GenerationOutcome
 from raildebug.errors import NotReady
-from services.orchestrator.graph import DebugState
+from raildebug.observability import conventions as conv
 from services.orchestrator.models import (
     DEFAULT_ANSWER_TOKENS,
     AnalysisInput,
@@ -17,6 +17,7 @@ from services.orchestrator.models import (
     DebugEvent,
 )
 from services.orchestrator.ports import Analyzer
+from services.orchestrator.stage_sequence import DebugState
 
 
 class Analyze:
@@ -39,8 +40,8 @@ class Analyze:
         )
         span.set_attributes(
             {
-                "raildebug.analyzer": self._analyzer.name,
-                "gen_ai.request.max_tokens": work.max_tokens,
+                conv.ATTR_ANALYZER: self._analyzer.name,
+                conv.ATTR_GEN_AI_REQUEST_MAX_TOKENS: work.max_tokens,
             }
         )
         for item in self._analyzer.analyze(
@@ -60,10 +61,10 @@ class Analyze:
             raise NotReady("the analyzer ended the stream without a result; retry the request")
         span.set_attributes(
             {
-                "gen_ai.response.model": g.model,
-                "gen_ai.usage.input_tokens": g.prompt_tokens,
-                "gen_ai.usage.output_tokens": g.completion_tokens,
-                "raildebug.finish_reason": g.finish_reason,
-                "raildebug.generation.ttft_ms": g.time_to_first_token_ms,
+                conv.ATTR_GEN_AI_RESPONSE_MODEL: g.model,
+                conv.ATTR_GEN_AI_USAGE_INPUT_TOKENS: g.prompt_tokens,
+                conv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS: g.completion_tokens,
+                conv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS: [str(g.finish_reason)],
+                conv.ATTR_GENERATION_TIME_TO_FIRST_TOKEN: g.time_to_first_token_ms / 1000,
             }
         )

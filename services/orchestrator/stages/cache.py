@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from opentelemetry.trace import Span
 
+from raildebug.observability import conventions as conv
 from services.orchestrator import instruments
-from services.orchestrator.graph import DebugState
 from services.orchestrator.models import (
     DEFAULT_ANSWER_TOKENS,
     DEFAULT_CONTEXT_K,
@@ -18,6 +18,7 @@ from services.orchestrator.models import (
 )
 from services.orchestrator.ports import Analyzer
 from services.orchestrator.response_cache import CachedAnswer, ResponseCache, cache_key
+from services.orchestrator.stage_sequence import DebugState
 
 
 class CacheLookup:
@@ -41,8 +42,8 @@ class CacheLookup:
             model,
         )
         entry = self._cache.get(state.cache_key)
-        instruments.cache_lookups.add(1, {"result": "miss" if entry is None else "hit"})
-        span.set_attribute("raildebug.cache_hit", entry is not None)
+        instruments.cache_lookups.add(1, {conv.ATTR_CACHE_HIT: entry is not None})
+        span.set_attribute(conv.ATTR_CACHE_HIT, entry is not None)
         if entry is not None:
             state.cached_deltas = entry.deltas
             state.passages = entry.passages
@@ -79,7 +80,7 @@ class StoreInCache:
             and not state.degraded_reason
             and bool(state.cache_key)
             and g is not None
-            and g.finish_reason in {"stop", "eos", "length"}
+            and g.finish_reason.completed
             and not g.error
         )
 

@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from opentelemetry.trace import Span
 
 from raildebug.errors import InvalidRequest
+from raildebug.limits import (
+    MAX_CLIENT_ID_CHARS,
+    MAX_SESSION_ID_CHARS,
+    check_identifier,
+    check_passage_filter,
+)
+from raildebug.observability import conventions as conv
 from services.orchestrator.experiments import PromptExperiment
-from services.orchestrator.graph import DebugState
 from services.orchestrator.models import (
     DEFAULT_ANSWER_TOKENS,
     DEFAULT_CONTEXT_K,
@@ -20,9 +26,12 @@ from services.orchestrator.models import (
     DebugQuestion,
 )
 from services.orchestrator.prompt_sources import PromptSource
+from services.orchestrator.stage_sequence import DebugState
 
 
 def validate_question(question: DebugQuestion) -> None:
+    check_identifier("client_id", question.client_id, MAX_CLIENT_ID_CHARS)
+    check_identifier("session_id", question.session_id, MAX_SESSION_ID_CHARS)
     if not question.question.strip():
         raise InvalidRequest("question is empty: describe the failure you are debugging")
     if len(question.question) > MAX_QUESTION_CHARS:
@@ -42,6 +51,9 @@ def validate_question(question: DebugQuestion) -> None:
         raise InvalidRequest(
             f"max_tokens must be 0..{MAX_ANSWER_TOKENS} (0 means {DEFAULT_ANSWER_TOKENS})"
         )
+    # Which kinds and metadata keys exist is the retriever's to say; the sizes are checked
+    # here, so that an oversized filter is the caller's error and never a degraded answer.
+    check_passage_filter(question.filter)
 
 
 class Validate:
@@ -52,7 +64,7 @@ class Validate:
 
     def run(self, state: DebugState, span: Span) -> Iterator[DebugEvent]:
         validate_question(state.question)
-        span.set_attribute("raildebug.client_id", state.question.client_id)
+        span.set_attribute(conv.ATTR_CLIENT_ID, state.question.client_id)
         return iter(())
 
 
@@ -75,6 +87,6 @@ class SelectPrompt:
         state.template = self._prompts.resolve(self._prompt_name, label)
         state.prompt_variant = label
         span.set_attributes(
-            {"raildebug.prompt.version": state.template.ref, "raildebug.prompt.variant": label}
+            {conv.ATTR_PROMPT_VERSION: state.template.ref, conv.ATTR_PROMPT_VARIANT: label}
         )
         return iter(())

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 from opentelemetry.trace import Span
 
-from services.orchestrator.graph import DebugState
+from raildebug.observability import conventions as conv
 from services.orchestrator.models import ContextEvent, DebugEvent
+from services.orchestrator.stage_sequence import DebugState
 
 
 class BuildPrompt:
@@ -23,9 +24,9 @@ class BuildPrompt:
         state.prompt = template.render(state.question, state.passages)
         span.set_attributes(
             {
-                "raildebug.prompt.version": template.ref,
-                "raildebug.prompt.variant": state.prompt_variant,
-                "raildebug.prompt.chars": len(state.prompt),
-                "raildebug.prompt.passages": len(state.passages),
+                conv.ATTR_PROMPT_VERSION: template.ref,
+                conv.ATTR_PROMPT_VARIANT: state.prompt_variant,
+                conv.ATTR_PROMPT_CHARS: len(state.prompt),
+                conv.ATTR_PROMPT_PASSAGES: len(state.passages),
             }
         )

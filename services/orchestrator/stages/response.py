@@ -10,16 +10,17 @@ from dataclasses import replace
 
 from opentelemetry.trace import Span
 
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
 from services.orchestrator import instruments
 from services.orchestrator.costs import PriceTable
-from services.orchestrator.graph import DebugState, summary_attributes
 from services.orchestrator.models import (
     AnsweredRequest,
     ContextPassage,
     DebugEvent,
     DebugSummary,
 )
+from services.orchestrator.stage_sequence import DebugState, summary_attributes
 
 log = get_logger(__name__)
 
@@ -99,13 +100,19 @@ def cited_ids(answer: str, passages: list[ContextPassage]) -> list[str]:
 def _measure(summary: DebugSummary) -> None:
     g = summary.generation
     labels: dict[str, str | bool] = {
-        "variant": summary.prompt_variant,
-        "cache_hit": summary.cache_hit,
-        "degraded": summary.degraded,
+        conv.ATTR_PROMPT_VARIANT: summary.prompt_variant,
+        conv.ATTR_CACHE_HIT: summary.cache_hit,
+        conv.ATTR_DEGRADED: summary.degraded,
     }
     instruments.answers.add(1, labels)
-    instruments.time_to_first_token.record(summary.time_to_first_token_ms, labels)
-    instruments.latency.record(summary.latency_ms, labels)
+    instruments.time_to_first_token.record(summary.time_to_first_token_ms / 1000, labels)
+    instruments.latency.record(summary.latency_ms / 1000, labels)
     if not summary.cache_hit:
-        instruments.tokens.add(g.prompt_tokens, {"model": g.model, "kind": "prompt"})
-        instruments.tokens.add(g.completion_tokens, {"model": g.model, "kind": "completion"})
+        for token_type, count in (
+            (conv.GEN_AI_TOKEN_TYPE_INPUT, g.prompt_tokens),
+            (conv.GEN_AI_TOKEN_TYPE_OUTPUT, g.completion_tokens),
+        ):
+            instruments.token_usage.record(
+                count,
+                {conv.ATTR_GEN_AI_RESPONSE_MODEL: g.model, conv.ATTR_GEN_AI_TOKEN_TYPE: token_type},
+            )

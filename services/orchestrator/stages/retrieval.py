@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 
 from raildebug.errors import DeadlineExceeded, NotReady, Overloaded
+from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
-from services.orchestrator.graph import DebugState
 from services.orchestrator.models import DEFAULT_CONTEXT_K, DebugEvent
 from services.orchestrator.ports import PassageSource
+from services.orchestrator.stage_sequence import DebugState
 
 log = get_logger(__name__)
 
@@ -44,18 +45,23 @@ class Retrieve:
             self._deadlines.max_retrieval_s, state.remaining_s() * self._deadlines.retrieval_share
         )
         span.set_attributes(
-            {"raildebug.search.k": k, "raildebug.search.alpha": self._alpha, "timeout_s": budget}
+            {
+                conv.ATTR_RETRIEVAL_K: k,
+                conv.ATTR_RETRIEVAL_ALPHA: self._alpha,
+                conv.ATTR_RETRIEVAL_TIMEOUT: budget,
+            }
         )
         started = time.monotonic()
         query = "\n".join(part for part in (q.question, q.error_log[-1000:]) if part.strip())
         try:
             state.passages = self._passages.search(query, k, q.filter, timeout_s=budget)
+        # Not InvalidRequest: the retriever refusing the caller's filter is the caller's error.
         except (NotReady, DeadlineExceeded, Overloaded) as error:
             log.warning("retrieval degraded", error=str(error))
             state.degraded_reason = f"retrieval skipped: {error}"
             span.set_attributes(
-                {"raildebug.degraded": True, "raildebug.degraded_reason": state.degraded_reason}
+                {conv.ATTR_DEGRADED: True, conv.ATTR_DEGRADED_REASON: state.degraded_reason}
             )
         state.retrieval_ms = (time.monotonic() - started) * 1000
-        span.set_attribute("raildebug.search.hits", len(state.passages))
+        span.set_attribute(conv.ATTR_RETRIEVAL_PASSAGES, len(state.passages))
         return iter(())

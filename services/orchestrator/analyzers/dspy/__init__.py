@@ -1,2 +1,2 @@
-"""The compiled rail-fix DSPy program as an analyzer: signature and module, its LM over our
-inference client, versioned artifacts, streaming serving."""
+"""The compiled rail-fix DSPy program as an analyzer: signature and module (program), its LM over
+our Inference client (lm), versioned artifacts, the `dspy` analyzer (serving)."""

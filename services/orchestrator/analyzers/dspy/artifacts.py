@@ -19,7 +19,7 @@ import dspy
 
 from raildebug.errors import InvalidRequest, NotFound
 
-SHIPPED_PROGRAMS_DIR = Path(__file__).resolve().parents[2] / "data" / "dspy" / "programs"
+SHIPPED_PROGRAMS_DIR = Path(__file__).resolve().parents[4] / "data" / "dspy" / "programs"
 FORMAT = "raildebug.dspy_program/1"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)@(?P<version>\d+)\.json$")

@@ -1,10 +1,12 @@
-"""A DSPy LM engine that generates through our Inference service's streaming Generate RPC.
+"""A DSPy LM engine that generates through the orchestrator's one Inference client.
 
 DSPy 3.4 deprecates custom `BaseLM.forward` subclasses; the supported extension point is an
 engine with `complete(Request) -> Response` and `stream(Request)` handed to `dspy.LM(engine=...)`.
 DSPy keeps owning adapters, history and streaming listeners; this engine only maps one canonical
-request onto one Generate call. Callers that need per-request control (deadline, cancellation,
-the final timings) open a `RequestScope` under a request id and pass that id as LM metadata.
+lm15 request onto one `InferenceClient.generate` call (clients/inference.py, which owns the
+channel, deadlines, cancellation and error mapping) and its deltas and GenerationOutcome back onto
+lm15 stream events. Callers that need per-request control (deadline, cancellation, the final
+outcomes) open a `RequestScope` under a request id and pass that id as LM metadata.
 """
 
 from __future__ import annotations
@@ -17,14 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
-import grpc
 from dspy import lm15
 
+from raildebug.domain import FinishReason, GenerationOutcome
 from raildebug.errors import DeadlineExceeded, InvalidRequest, Overloaded, RailDebugError
-from raildebug.grpc_runtime.channels import open_channel
-from raildebug.grpc_runtime.errors import error_from_rpc
-from raildebug.grpc_runtime.security import ChannelSecurity
-from raildebug.v1 import inference_pb2, inference_pb2_grpc
+from services.orchestrator.clients.inference import Generation, InferenceClient, SamplingChoice
 
 MODEL_PREFIX = "raildebug/"
 # The packaged Gemma is a base model served as a "User:/Assistant:" transcript: stop at the end
@@ -33,9 +32,9 @@ STOP = ("[[ ## completed ## ]]", "\n\nUser:", "\n\nSystem:")
 DEFAULT_TIMEOUT_S = 300.0
 _ROLES = {"user": "user", "assistant": "assistant", "developer": "system", "system": "system"}
 _FINISH = {
-    inference_pb2.FINISH_REASON_LENGTH: "length",
-    inference_pb2.FINISH_REASON_STOP: "stop",
-    inference_pb2.FINISH_REASON_EOS: "stop",
+    FinishReason.LENGTH: "length",
+    FinishReason.STOP: "stop",
+    FinishReason.EOS: "stop",
 }
 
 
@@ -45,7 +44,7 @@ class RequestScope:
 
     deadline: float  # time.monotonic()
     is_cancelled: Callable[[], bool] = lambda: False
-    results: list[inference_pb2.GenerationResult] = field(default_factory=list)
+    results: list[GenerationOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -58,39 +57,31 @@ class EngineCounters:
 
 
 class InferenceEngine:
-    """`dspy.LM(engine=...)` backend over raildebug.v1.Inference/Generate.
+    """`dspy.LM(engine=...)` backend over an `InferenceClient`.
 
     Declares structured-output support: with DSPy's JSONAdapter the signature's JSON schema goes
     to the service, which enforces it as a grammar (slow on CPU; see program.rail_settings).
+    The client belongs to whoever made it; `close()` closes it for callers that hand it over.
     """
 
     supports_response_schema = True
     supported_params = frozenset({"response_format", "seed", "stop", "top_p", "temperature"})
 
-    def __init__(
-        self,
-        address: str,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        security: ChannelSecurity | None = None,
-    ) -> None:
-        self.address = address
+    def __init__(self, inference: InferenceClient, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.inference = inference
         self.timeout_s = timeout_s
         self.counters = EngineCounters()
-        self._channel = open_channel(address, security)
-        self._stub = inference_pb2_grpc.InferenceStub(self._channel)
         self._scopes: dict[str, RequestScope] = {}
         self._lock = threading.Lock()
 
     def model_name(self, timeout_s: float = 10.0) -> str:
-        """The served model's name, recorded with compiled programs."""
-        try:
-            info = self._stub.Info(inference_pb2.InfoRequest(), timeout=timeout_s)
-        except grpc.RpcError as error:
-            raise error_from_rpc(error, "inference") from error
-        return f"{info.model} ({info.quantization})"
+        """The served model's name, as the Inference client reports it."""
+        return self.inference.model_name(timeout_s)
 
     def open_scope(self, request_id: str, scope: RequestScope) -> None:
         with self._lock:
+            if request_id in self._scopes:
+                raise ValueError(f"a request scope {request_id!r} is already open")
             self._scopes[request_id] = scope
 
     def close_scope(self, request_id: str) -> RequestScope | None:
@@ -117,48 +108,55 @@ class InferenceEngine:
     def stream(self, request: lm15.Request) -> Iterator[lm15.StreamEvent]:
         request_id, scope = self._scope_of(request)
         deadline = scope.deadline if scope else time.monotonic() + self.timeout_s
-        call = self._stub.Generate(
-            _to_wire(request, request_id), timeout=max(deadline - time.monotonic(), 0.001)
+        is_cancelled = scope.is_cancelled if scope else _never
+        generation = to_generation(request, request_id)
+        items = self.inference.generate(
+            generation, timeout_s=deadline - time.monotonic(), is_cancelled=is_cancelled
         )
+        ended = False
         try:
             yield lm15.StreamStartEvent(id=request_id or None, model=request.model)
-            for message in call:
-                if scope is not None and scope.is_cancelled():
-                    call.cancel()
-                    raise lm15.TimeoutError(
-                        "the caller cancelled the request", provider="raildebug"
-                    )
-                if message.WhichOneof("event") == "delta":
-                    yield lm15.StreamDeltaEvent(delta=lm15.TextDelta(text=message.delta))
+            for item in items:
+                if isinstance(item, str):
+                    yield lm15.StreamDeltaEvent(delta=lm15.TextDelta(text=item))
                     continue
-                result = message.result
-                self._record(result, scope)
-                if result.finish_reason not in _FINISH:
-                    raise _failure(result)
+                self._record(item, scope)
+                if item.finish_reason not in _FINISH:
+                    raise _failure(item)
                 yield lm15.StreamEndEvent(
-                    finish_reason=_FINISH[result.finish_reason],
+                    finish_reason=_FINISH[item.finish_reason],
                     usage=lm15.Usage(
-                        input_tokens=result.usage.prompt_tokens,
-                        output_tokens=result.usage.completion_tokens,
-                        total_tokens=result.usage.prompt_tokens + result.usage.completion_tokens,
-                        cache_read_tokens=result.usage.cached_prompt_tokens,
+                        input_tokens=item.prompt_tokens,
+                        output_tokens=item.completion_tokens,
+                        total_tokens=item.prompt_tokens + item.completion_tokens,
+                        cache_read_tokens=item.cached_prompt_tokens,
                     ),
                 )
-        except grpc.RpcError as error:
-            domain = error_from_rpc(error, "inference")
-            raise _lm_error(domain) from domain
+                ended = True
+        except RailDebugError as error:
+            raise _lm_error(error) from error
         finally:
-            call.cancel()  # no-op once complete; frees the model when DSPy stopped reading
+            items.close()  # cancels the call when DSPy stopped reading before the outcome
+        if ended:
+            return
+        if is_cancelled():  # the client stops reading, without an outcome, once cancelled
+            raise lm15.TimeoutError("the caller cancelled the request", provider="raildebug")
+        raise lm15.ServerError(
+            "inference ended the stream without a result; retry", provider="raildebug"
+        )
 
     def close(self) -> None:
-        self._channel.close()
+        self.inference.close()
 
     def dump_state(self) -> dict[str, Any]:
-        return {"address": self.address, "timeout_s": self.timeout_s}
+        return {"address": self.inference.address, "timeout_s": self.timeout_s}
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> InferenceEngine:
-        return cls(str(state["address"]), float(state.get("timeout_s", DEFAULT_TIMEOUT_S)))
+        return cls(
+            InferenceClient(str(state["address"])),
+            float(state.get("timeout_s", DEFAULT_TIMEOUT_S)),
+        )
 
     def _scope_of(self, request: lm15.Request) -> tuple[str, RequestScope | None]:
         metadata = (request.config.extensions or {}).get("metadata") or {}
@@ -166,13 +164,13 @@ class InferenceEngine:
         with self._lock:
             return request_id, self._scopes.get(request_id)
 
-    def _record(self, result: inference_pb2.GenerationResult, scope: RequestScope | None) -> None:
+    def _record(self, outcome: GenerationOutcome, scope: RequestScope | None) -> None:
         with self._lock:
             self.counters.calls += 1
-            self.counters.prompt_tokens += result.usage.prompt_tokens
-            self.counters.completion_tokens += result.usage.completion_tokens
+            self.counters.prompt_tokens += outcome.prompt_tokens
+            self.counters.completion_tokens += outcome.completion_tokens
             if scope is not None:
-                scope.results.append(result)
+                scope.results.append(outcome)
 
 
 def rail_lm(
@@ -197,15 +195,16 @@ def rail_lm(
     )
 
 
-def _to_wire(request: lm15.Request, request_id: str) -> inference_pb2.GenerateRequest:
-    messages: list[inference_pb2.ChatMessage] = []
+def to_generation(request: lm15.Request, request_id: str) -> Generation:
+    """One lm15 request as one Generate call: chat turns, sampling, schema, stop, request id."""
+    turns: list[tuple[str, str]] = []
     if request.system:
         system = (
             request.system
             if isinstance(request.system, str)
             else "".join(getattr(part, "text", "") for part in request.system)
         )
-        messages.append(inference_pb2.ChatMessage(role="system", content=system))
+        turns.append(("system", system))
     for message in request.messages:
         role = _ROLES.get(message.role)
         if role is None:
@@ -214,26 +213,26 @@ def _to_wire(request: lm15.Request, request_id: str) -> inference_pb2.GenerateRe
                 "use system, user or assistant messages",
                 provider="raildebug",
             )
-        messages.append(inference_pb2.ChatMessage(role=role, content=message.text or ""))
+        turns.append((role, message.text or ""))
     config = request.config
     seed = config.seed if config.seed is not None else (config.extensions or {}).get("seed")
-    sampling = inference_pb2.SamplingParams()
-    if config.temperature is not None:
-        sampling.temperature = config.temperature
-    if config.top_p is not None:
-        sampling.top_p = config.top_p
-    if config.top_k is not None:
-        sampling.top_k = config.top_k
-    if seed is not None:
-        sampling.seed = int(seed)
-    return inference_pb2.GenerateRequest(
-        chat=inference_pb2.ChatMessages(messages=messages),
+    return Generation(
+        chat=tuple(turns),
         json_schema=_json_schema(config.response_format),
         max_tokens=config.max_tokens or 0,
-        sampling=sampling,
-        stop=list(config.stop),
+        sampling=SamplingChoice(
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            seed=None if seed is None else int(seed),
+        ),
+        stop=tuple(config.stop),
         request_id=request_id,
     )
+
+
+def _never() -> bool:
+    return False
 
 
 def _json_schema(response_format: dict[str, Any] | None) -> str:
@@ -246,13 +245,13 @@ def _json_schema(response_format: dict[str, Any] | None) -> str:
     return json.dumps(schema or {"type": "object"})
 
 
-def _failure(result: inference_pb2.GenerationResult) -> lm15.LM15Error:
-    if result.finish_reason == inference_pb2.FINISH_REASON_CANCELLED:
+def _failure(outcome: GenerationOutcome) -> lm15.LM15Error:
+    if outcome.finish_reason == FinishReason.CANCELLED:
         return lm15.TimeoutError(
             "inference cancelled the generation (deadline passed or caller left)",
             provider="raildebug",
         )
-    return lm15.ServerError(f"inference failed: {result.error}", provider="raildebug")
+    return lm15.ServerError(f"inference failed: {outcome.error}", provider="raildebug")
 
 
 def _lm_error(error: RailDebugError) -> lm15.LM15Error:

@@ -8,12 +8,13 @@ reasoning field doubles the decode time and was not followed coherently by a mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import dspy
 
 from raildebug.domain import PassageFilter
 from services.orchestrator.models import ContextPassage
+from services.orchestrator.ports import PassageSource
 
 PASSAGE_CHARS = 600  # per passage: a few compiled demos plus the question fit in 4096 tokens
 CONTEXT_PASSAGES = 3
@@ -31,14 +32,6 @@ class GenerateRailFix(dspy.Signature):  # type: ignore[misc]  # dspy ships no ty
     )
 
 
-class PassageSearch(Protocol):
-    """Where the module retrieves from (the Retriever service's gRPC client in production)."""
-
-    def search(
-        self, query: str, k: int, passage_filter: PassageFilter, timeout_s: float
-    ) -> list[ContextPassage]: ...
-
-
 def rail_settings(lm: dspy.LM) -> Any:
     """The DSPy context every rail-fix call runs in (compile, evaluate, serve).
 
@@ -48,6 +41,20 @@ def rail_settings(lm: dspy.LM) -> Any:
     0.00 before and after compiling); the constrained JSON field parsed every time (0.00 -> 0.20).
     """
     return dspy.context(lm=lm, adapter=dspy.JSONAdapter())
+
+
+def query_text(question: str, error_log: str = "", code_snippet: str = "") -> str:
+    """The query the program sees: the question plus any error log or code, in that order.
+
+    Compilation (training/dspy/dataset.py) and serving (serving.py) both build it here, so a
+    compiled program is served the same query shape it was compiled on.
+    """
+    parts = [question.strip()]
+    if error_log.strip():
+        parts.append(f"Error log:\n{error_log.strip()}")
+    if code_snippet.strip():
+        parts.append(f"Code:\n{code_snippet.strip()}")
+    return "\n\n".join(parts)
 
 
 def format_context(passages: Sequence[ContextPassage]) -> str:
@@ -63,7 +70,7 @@ def format_context(passages: Sequence[ContextPassage]) -> str:
 class RailFixRAG(dspy.Module):  # type: ignore[misc]
     """Retrieve passages for the query (unless given), then generate the fix from them."""
 
-    def __init__(self, search: PassageSearch | None = None, search_timeout_s: float = 10.0) -> None:
+    def __init__(self, search: PassageSource | None = None, search_timeout_s: float = 10.0) -> None:
         super().__init__()
         self.generate = dspy.Predict(GenerateRailFix)
         self._search = search

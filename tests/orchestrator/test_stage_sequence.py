@@ -1,4 +1,4 @@
-"""The stage graph runner: order, skipping, one span per stage, failures on the right span."""
+"""The stage sequence: order, skipping, one span per stage, failures on the right span."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Span, StatusCode
 
 from raildebug.errors import InvalidRequest, NotReady
-from services.orchestrator.graph import DebugState, StageGraph
 from services.orchestrator.models import AnswerDelta, DebugEvent, DebugQuestion
 from services.orchestrator.pipeline import PipelineParts, standard_stages
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompt_sources import LocalPromptSource
 from services.orchestrator.response_cache import MemoryResponseCache
+from services.orchestrator.stage_sequence import DebugState, StageSequence
 
 
 class Emit:
@@ -50,11 +50,11 @@ class HoldForApproval:
         return iter(())
 
 
-def _run(graph: StageGraph) -> list[DebugEvent]:
+def _run(sequence: StageSequence) -> list[DebugEvent]:
     state = DebugState(
         DebugQuestion(question="q"), "rid", deadline=1e12, is_cancelled=lambda: False
     )
-    return list(graph.run(state))
+    return list(sequence.run(state))
 
 
 @pytest.fixture
@@ -69,11 +69,11 @@ def test_stages_run_in_order_skip_when_not_applicable_and_get_a_span_each(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     provider, exporter = spans
-    graph = StageGraph(
+    sequence = StageSequence(
         [Emit("a", "1"), Emit("skipped", "x", when=False), Emit("b", "2")],
         provider.get_tracer("test"),
     )
-    assert [e.text for e in _run(graph)] == ["1", "2"]  # type: ignore[union-attr]
+    assert [e.text for e in _run(sequence)] == ["1", "2"]  # type: ignore[union-attr]
     finished = {s.name: s for s in exporter.get_finished_spans()}
     assert set(finished) == {"debug.request", "debug.a", "debug.b"}
     request = finished["debug.request"]
@@ -86,26 +86,26 @@ def test_an_added_stage_is_a_local_change_and_its_failure_marks_its_span(
 ) -> None:
     provider, exporter = spans
     tracer = provider.get_tracer("test")
-    assert len(_run(StageGraph([Emit("a", "1"), HoldForApproval(True)], tracer))) == 1
+    assert len(_run(StageSequence([Emit("a", "1"), HoldForApproval(True)], tracer))) == 1
     with pytest.raises(NotReady, match="approval"):
-        _run(StageGraph([Emit("a", "1"), HoldForApproval(False)], tracer))
+        _run(StageSequence([Emit("a", "1"), HoldForApproval(False)], tracer))
     failed = [s for s in exporter.get_finished_spans() if s.name == "debug.approval"][-1]
     assert failed.status.status_code == StatusCode.ERROR
     with pytest.raises(ValueError, match="unique"):
-        StageGraph([Emit("a", "1"), Emit("a", "2")], tracer)
+        StageSequence([Emit("a", "1"), Emit("a", "2")], tracer)
 
 
 def test_validation_is_the_first_stage(
     spans: tuple[TracerProvider, InMemorySpanExporter], tmp_path: Path
 ) -> None:
     provider, _ = spans
-    graph = StageGraph(standard_stages(_parts(None, tmp_path)), provider.get_tracer("t"))
+    sequence = StageSequence(standard_stages(_parts(None, tmp_path)), provider.get_tracer("t"))
     state = DebugState(DebugQuestion(question=" "), "r", 1e12, lambda: False)
     with pytest.raises(InvalidRequest, match="question is empty"):
-        list(graph.run(state))
+        list(sequence.run(state))
 
 
-def test_the_standard_graph_adds_cache_stages_only_with_a_cache(tmp_path: Path) -> None:
+def test_the_standard_sequence_adds_cache_stages_only_with_a_cache(tmp_path: Path) -> None:
     without = [s.name for s in standard_stages(_parts(None, tmp_path))]
     assert without == ["validate", "select_prompt", "retrieval", "prompt", "analysis", "response"]
     with_cache = [s.name for s in standard_stages(_parts(MemoryResponseCache(1, 1), tmp_path))]
