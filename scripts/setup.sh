@@ -15,8 +15,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then
   exit 0
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip wheel setuptools
-# The CPU build of torch lies on this machine's disk; naming the version keeps pip from
-# fetching a multi-GB CUDA build.
+# torch==2.13.0 from PyPI is the CUDA build (about 3 GB with its nvidia-* wheels; it runs on the
+# CPU). Installed first and pinned, so the project install below finds it satisfied and never
+# downloads it a second time.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 llama_wheel=$(PYTHON=.venv/bin/python scripts/build-llama-wheel.sh)
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$llama_wheel"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -72,7 +71,7 @@ def _alphas(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     # stdout carries only the table or the JSON; progress and warnings go to stderr
-    configure_logging("eval", level=os.environ.get("RAILDEBUG_LOG_LEVEL", "WARNING"), json=False)
+    configure_logging("eval", level="WARNING", json=False)
     configs = default_configs(_alphas(args.alphas))
     try:
         documents = load_corpus(args.corpus, args.include, args.exclude)

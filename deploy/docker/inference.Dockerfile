@@ -60,6 +60,7 @@ RUN if [ -z "${LLAMA_CMAKE_ARGS}" ] && [ "${ACCELERATOR}" = "cuda" ]; then \
 # The CPU build of torch (sentence-transformers is a project dependency); the CUDA one is 2 GB.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 COPY pyproject.toml README.md ./
+COPY apps apps
 COPY raildebug raildebug
 COPY services services
 COPY training training

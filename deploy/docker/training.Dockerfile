@@ -27,6 +27,7 @@ RUN wheel="$(PYTHON=python RAILDEBUG_WHEELHOUSE=/tmp/wheels bash scripts/build-l
     && rm -rf /tmp/wheels
 RUN pip install "torch==2.13.0"
 COPY pyproject.toml README.md ./
+COPY apps apps
 COPY raildebug raildebug
 COPY services services
 COPY training training

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
 import structlog
 
+from raildebug.settings import LogSettings
+
 
 def configure_logging(service: str, level: str | None = None, json: bool | None = None) -> None:
-    """JSON logs by default (for collectors); RAILDEBUG_LOG_FORMAT=console for humans."""
-    level_name = (level or os.environ.get("RAILDEBUG_LOG_LEVEL", "INFO")).upper()
-    use_json = json if json is not None else os.environ.get("RAILDEBUG_LOG_FORMAT") != "console"
+    """JSON logs by default (for collectors); RAILDEBUG_LOG_FORMAT=console for humans.
+
+    `level` and `json` are what a command chose; RAILDEBUG_LOG_LEVEL / _FORMAT (LogSettings)
+    still win when set, so an operator can always turn logging up.
+    """
+    settings = LogSettings()
+    chosen = settings.model_fields_set
+    level_name = (settings.level if "level" in chosen or level is None else level).upper()
+    use_json = (settings.format == "json") if "format" in chosen or json is None else json
     logging.basicConfig(level=level_name, stream=sys.stderr, format="%(message)s")
     renderer: Any = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()

@@ -2,8 +2,8 @@
 
 Each file holds a manifest (what the program was compiled against and how it scored) and the
 program state from `Module.dump_state()` (instructions and demos; no pickle, no LM settings).
-Versions only grow; a released file is never overwritten. Programs shipped in the repository
-(data/dspy/programs) are found after the writable directory.
+Versions only grow; a released file is never overwritten. Programs shipped in the package
+(`programs/` beside this module, so every image has them) are found after the writable one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import dspy
 
 from raildebug.errors import InvalidRequest, NotFound
 
-SHIPPED_PROGRAMS_DIR = Path(__file__).resolve().parents[4] / "data" / "dspy" / "programs"
+SHIPPED_PROGRAMS_DIR = Path(__file__).resolve().parent / "programs"
 FORMAT = "raildebug.dspy_program/1"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)@(?P<version>\d+)\.json$")

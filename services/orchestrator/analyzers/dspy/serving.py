@@ -57,7 +57,7 @@ class DspyAnalyzer:
         programs_dir: Path | None = None,
     ) -> DspyAnalyzer:
         """settings.dspy_program (`name@version`, or `name` for its latest version), from
-        RAILDEBUG_DSPY_PROGRAMS_DIR, then the programs shipped in data/dspy/programs."""
+        RAILDEBUG_DSPY_PROGRAMS_DIR, then the programs shipped with the package."""
         stored = ProgramStore(programs_dir or DspySettings().programs_dir).get(
             settings.dspy_program
         )
