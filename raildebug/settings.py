@@ -417,7 +417,8 @@ class DspySettings(RailDebugSettings):
 
     programs_dir: Path = Field(
         default_factory=lambda: default_data_dir() / "dspy-programs",
-        description="Compiled programs, <name>@<version>.json; data/dspy/programs is also read.",
+        description="Compiled programs, <name>@<version>.json; the programs shipped in the "
+        "package are also read.",
         json_schema_extra=shown_default("$RAILDEBUG_DATA_DIR/dspy-programs"),
     )
 
