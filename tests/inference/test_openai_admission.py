@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from raildebug.domain import FinishReason, GenerationOutcome
-from raildebug.errors import Overloaded
+from raildebug.errors import DeadlineExceeded, Overloaded
 from raildebug.settings import OpenAISettings
 from services.inference.admission import BusyMeter, StepCost
 from services.inference.models import GenerationRequest
@@ -97,6 +97,26 @@ def test_a_deadline_the_requests_in_flight_make_impossible_is_refused_at_once(
     patient = list(backend.generate(hurried, deadline=time.monotonic() + 10))
     assert isinstance(patient[-1], GenerationOutcome)
     assert patient[-1].completion_tokens == 10
+
+
+def test_a_read_cut_short_by_the_deadline_ends_with_deadline_exceeded(
+    backend: OpenAIBackend,
+) -> None:
+    """Admitted before anything is measured, a request waits on the endpoint until its
+    deadline ends the read: DEADLINE_EXCEEDED, not a result with finish_reason ERROR."""
+    running = threading.Thread(
+        target=lambda: list(backend.generate(GenerationRequest(prompt="x", max_tokens=40))),
+        daemon=True,
+    )
+    running.start()
+    time.sleep(0.1)  # it holds the endpoint
+    with pytest.raises(DeadlineExceeded, match="the deadline passed after 0 of 10 tokens"):
+        list(
+            backend.generate(
+                GenerationRequest(prompt="y", max_tokens=10), deadline=time.monotonic() + 0.5
+            )
+        )
+    running.join(30)
 
 
 def test_the_busy_meter_counts_tokens_per_busy_second_only() -> None:
