@@ -238,12 +238,19 @@ class InferenceSettings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="RAILDEBUG_INFERENCE_")
 
     port: int = Field(INFERENCE_PORT, description="TCP port of the inference service.")
+    model: str = Field(
+        "gemma-3-270m",
+        min_length=1,
+        description="Catalog model to serve, by name (`raildebug models list`: built-in ones "
+        "and registered fine-tunes); ignored when model_path is set.",
+    )
     model_path: Path | None = Field(
-        None, description="GGUF file to serve; unset serves the packaged Gemma 3 270M Q4_K_M."
+        None, description="GGUF file to serve; wins over model. Unset: serve model by name."
     )
     model_cache_dir: Path = Field(
         default_factory=lambda: default_data_dir() / "models",
-        description="Where the packaged GGUF is assembled on first use.",
+        description="Where catalog models are assembled (`raildebug models fetch`) and "
+        "registered ones recorded (catalog.json).",
         json_schema_extra=shown_default("$RAILDEBUG_DATA_DIR/models"),
     )
     lora_path: Path | None = Field(

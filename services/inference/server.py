@@ -66,7 +66,7 @@ def load_backend(settings: InferenceSettings) -> GenerationBackend:
             max_queue=settings.max_queue,
             default_max_tokens=settings.default_max_tokens,
         )
-    path = resolve_model_path(settings.model_path, settings.model_cache_dir)
+    path = resolve_model_path(settings.model_path, settings.model_cache_dir, settings.model)
     return LlamaEngine(
         path,
         n_ctx=settings.n_ctx,
