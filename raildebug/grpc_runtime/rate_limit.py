@@ -26,6 +26,7 @@ from raildebug.errors import Overloaded
 from raildebug.grpc_runtime.auth import authenticated_client
 from raildebug.grpc_runtime.context import peer_address
 from raildebug.grpc_runtime.interceptors import GuardInterceptor
+from raildebug.limits import MAX_CLIENT_ID_CHARS, check_identifier
 from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
 from raildebug.observability.metrics import counter, meter
@@ -196,6 +197,9 @@ def client_key(
             metadata = dict(context.invocation_metadata() or ())
             declared = str(metadata.get(CLIENT_ID_METADATA, ""))
         if declared:
+            # The bucket key is stored (memory or Redis): an id past the limit is refused here,
+            # before any bucket exists for it.
+            check_identifier("client_id", declared, MAX_CLIENT_ID_CHARS)
             return f"id:{declared}"
     return "peer:" + peer_address(context)
 

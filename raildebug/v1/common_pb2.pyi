@@ -20,7 +20,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class PassageFilter(_message.Message):
-    """Metadata filters applied to retrieved passages. Empty fields do not filter."""
+    """Metadata filters applied to retrieved passages. Empty fields do not filter.
+    Values may not contain control characters (NUL, newline, ...); a filter beyond the limits
+    below is INVALID_ARGUMENT.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -49,19 +52,26 @@ class PassageFilter(_message.Message):
     SOURCE_PREFIX_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     source_prefix: _builtins.str
-    """Only passages whose source path starts with this prefix (e.g. "src/")."""
+    """Only passages whose source path starts with this prefix (e.g. "src/"). At most 1,024
+    characters.
+    """
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only passages of these kinds ("doc", "code", "text"). Empty means any kind."""
+        """Only passages of these kinds ("doc", "code", "text"). Empty means any kind.
+        At most 16 values of at most 64 characters.
+        """
 
     @_builtins.property
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only passages in these languages ("markdown", "c", "python", ...). Empty means any."""
+        """Only passages in these languages ("markdown", "c", "python", ...). Empty means any.
+        At most 16 values of at most 64 characters.
+        """
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Only passages whose user metadata has exactly these key/value pairs
-        (e.g. {"subsystem": "points"}). Keys must be known metadata fields.
+        (e.g. {"subsystem": "points"}). Keys must be known metadata fields. At most 32 pairs;
+        keys at most 64 characters without spaces, values at most 256 characters.
         """
 
     def __init__(

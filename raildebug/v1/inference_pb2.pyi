@@ -103,7 +103,9 @@ Global___ChatMessages: _TypeAlias = ChatMessages  # noqa: Y015
 
 @_typing.final
 class SamplingParams(_message.Message):
-    """Sampling controls. Unset fields take the server defaults."""
+    """Sampling controls. Unset fields take the server defaults. NaN and infinities are
+    INVALID_ARGUMENT like any other value out of range.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -117,9 +119,11 @@ class SamplingParams(_message.Message):
     top_p: _builtins.float
     """Nucleus sampling mass in (0, 1]. Default 0.95."""
     top_k: _builtins.int
-    """Keep only the k most likely tokens; 0 disables. Default 40."""
+    """Keep only the k most likely tokens; 0 disables, more than the vocabulary keeps all.
+    Default 40.
+    """
     repeat_penalty: _builtins.float
-    """Penalty for repeating recent tokens, >= 1 (1 disables). Default 1.1."""
+    """Penalty for repeating recent tokens, finite and >= 1 (1 disables). Default 1.1."""
     seed: _builtins.int
     """Seed for reproducible sampling. Unset: random."""
     def __init__(
@@ -175,16 +179,23 @@ class GenerateRequest(_message.Message):
     max_tokens: _builtins.int
     """Maximum new tokens, 1..4096. 0 means the server default (256)."""
     request_id: _builtins.str
-    """Caller's correlation id, echoed in logs."""
+    """Caller's correlation id, echoed in logs. At most 128 printable characters, no whitespace."""
     grammar: _builtins.str
     """GBNF grammar (llama.cpp syntax, start rule "root") the output must follow.
-    At most one of grammar and json_schema.
+    At most one of grammar and json_schema, each at most 65,536 characters. Refused
+    (INVALID_ARGUMENT, with the reason): groups nested deeper than 2,048, repetition counts
+    above 2,000, a character class or literal nothing can produce (e.g. [z-a], NUL), a root
+    that allows no token. A grammar that gets stuck while generating ends that stream with
+    FINISH_REASON_ERROR.
     """
     json_schema: _builtins.str
-    """JSON schema the output must follow (converted to a grammar); e.g. {"type": "object"}."""
+    """JSON schema the output must follow (converted to a grammar); e.g. {"type": "object"}.
+    Refused with the reason when the converter does not support it, when it nests deeper
+    than 64 levels, or when a length/items/properties count exceeds 1,024.
+    """
     @_builtins.property
     def chat(self) -> Global___ChatMessages:
-        """Chat messages, rendered with the model's chat template."""
+        """Chat messages, rendered with the model's chat template. At most 256 messages."""
 
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...

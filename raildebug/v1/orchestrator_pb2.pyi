@@ -40,9 +40,13 @@ class DebugRequest(_message.Message):
     k: _builtins.int
     """Number of passages to retrieve, 0..20 (0 means the default, 5)."""
     client_id: _builtins.str
-    """Calling service or user; used for logs, quotas and experiments."""
+    """Calling service or user; used for logs, quotas and experiments.
+    At most 128 printable characters, no whitespace.
+    """
     session_id: _builtins.str
-    """Conversation or session the question belongs to."""
+    """Conversation or session the question belongs to. At most 128 printable characters,
+    no whitespace.
+    """
     max_tokens: _builtins.int
     """Maximum answer tokens, 0..2048 (0 means the default, 384)."""
     @_builtins.property
@@ -259,12 +263,13 @@ class FeedbackRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """request_id from a DebugSummary."""
+    """request_id from a DebugSummary. At most 128 printable characters, no whitespace."""
     score: _builtins.float
-    """Usefulness from -1 (wrong) to 1 (solved it)."""
+    """Usefulness from -1 (wrong) to 1 (solved it); NaN is refused."""
     comment: _builtins.str
     """Free text, at most 4,000 characters."""
     client_id: _builtins.str
+    """At most 128 printable characters, no whitespace."""
     def __init__(
         self,
         *,

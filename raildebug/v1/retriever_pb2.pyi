@@ -64,7 +64,7 @@ class SearchRequest(_message.Message):
     (1 - share of identifiers among the query's words); see SearchResponse.alpha.
     """
     fusion: Global___FusionType.ValueType
-    """How the two legs are fused."""
+    """How the two legs are fused. A value this server does not know is INVALID_ARGUMENT."""
     max_per_source: _builtins.int
     """Most passages returned from one source, 0..100; 0 means no cap.
     Unset means the server default (3).
@@ -244,7 +244,9 @@ Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015
 
 @_typing.final
 class IngestDocument(_message.Message):
-    """One document to ingest. Text sources only: the server chunks and embeds them."""
+    """One document to ingest. Text sources only: the server chunks and embeds them.
+    A document beyond the limits below is not stored and is listed in IngestSummary.errors.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -275,20 +277,26 @@ class IngestDocument(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     source: _builtins.str
-    """Path relative to the ingest root; the identity of the source. Required."""
+    """Path relative to the ingest root; the identity of the source. Required. At most 1,024
+    characters, no control characters (NUL, newline, ...).
+    """
     content: _builtins.str
-    """Full UTF-8 content of the document."""
+    """Full UTF-8 content of the document. No NUL characters (binary files are refused)."""
     kind: _builtins.str
     """"doc", "code" or "text". Empty: inferred from the file extension."""
     language: _builtins.str
-    """Language. Empty: inferred from the file extension."""
+    """Language. Empty: inferred from the file extension. At most 64 characters."""
     title: _builtins.str
     """The document's own title (a passage or manual title). Chunks without a heading of their own
-    carry it, so a body chunk is never searched without its subject. Empty: none.
+    carry it, so a body chunk is never searched without its subject. Empty: none. At most
+    1,024 characters, no NUL.
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """User metadata stored with every chunk (e.g. {"subsystem": "points", "version": "4.3"})."""
+        """User metadata stored with every chunk (e.g. {"subsystem": "points", "version": "4.3"}).
+        At most 32 pairs; keys at most 64 characters without spaces, values at most 256
+        characters without control characters.
+        """
 
     def __init__(
         self,
@@ -409,7 +417,7 @@ class DeleteSourceRequest(_message.Message):
 
     SOURCE_FIELD_NUMBER: _builtins.int
     source: _builtins.str
-    """Exact source path as given at ingest."""
+    """Exact source path as given at ingest (at most 1,024 characters, no control characters)."""
     def __init__(
         self,
         *,

@@ -79,8 +79,7 @@ class SamplerChain:
             raise
 
     def _build(self, model: NativeModel, s: Sampling, grammar: str) -> None:
-        if grammar:
-            check_grammar(grammar)
+        if grammar:  # checked by grammar_for
             constraint = llama_cpp.llama_sampler_init_grammar(
                 model.vocab, grammar.encode("utf-8"), b"root"
             )
@@ -159,7 +158,13 @@ class SamplerChain:
 
 
 def grammar_for(grammar: str, json_schema: str) -> str:
-    """The GBNF text that constrains a request (empty: unconstrained)."""
-    if not json_schema:
-        return grammar
-    return schema_to_grammar(json_schema)
+    """The checked GBNF text that constrains a request (empty: unconstrained).
+
+    Both backends call it: a grammar that would crash llama.cpp is refused before it reaches
+    this process's engine or an OpenAI-compatible llama.cpp server.
+    """
+    if json_schema:
+        return schema_to_grammar(json_schema)  # checks the grammar it makes
+    if grammar:
+        check_grammar(grammar)
+    return grammar

@@ -26,7 +26,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from raildebug.v1 import (
@@ -46,6 +46,7 @@ FORBIDDEN = {
     grpc.StatusCode.DATA_LOSS,
     grpc.StatusCode.UNIMPLEMENTED,
 }
+NONSENSE = '{"type":"nonsense"}'  # once UNKNOWN with the converter's AssertionError
 CALL_TIMEOUT_S = 8.0  # a generation that is valid but long ends DEADLINE_EXCEEDED, which is fine
 
 PROPERTY = settings(
@@ -330,7 +331,11 @@ def generate_requests(draw: st.DrawFn) -> inference_pb2.GenerateRequest:
             "sampling": sampling_params(hostile=True),
             "stop": st.lists(TEXT, max_size=10),
             "request_id": TEXT,
-            "constraint": st.tuples(GRAMMARS, SCHEMAS),
+            "constraint": st.one_of(
+                st.tuples(GRAMMARS, st.just("")),
+                st.tuples(st.just(""), SCHEMAS),
+                st.tuples(GRAMMARS, SCHEMAS),
+            ),
         },
     )
     grammar, json_schema = fields.pop("constraint")
@@ -377,11 +382,22 @@ def _check(
     )
 
 
+LOG_START: dict[str, int] = {}  # log size per service when this module began
+SWALLOWED = ("Traceback", "engine thread failed", "Exception calling application")
+
+
 def _assert_serving(*services: ServiceProcess) -> None:
+    """Alive, SERVING, and no failure hidden behind a fine status (a traceback, a dead engine
+    thread that would make every later generation end "engine stopped")."""
     print("\nstatuses:", {method: dict(codes) for method, codes in TALLY.items()})
     TALLY.clear()
     for service in services:
         assert service.process.poll() is None, f"{service.name} died"
+        with service.log_path.open("rb") as log:
+            log.seek(LOG_START.get(service.address, 0))
+            new = log.read().decode(errors="replace")
+        hidden = [line for line in new.splitlines() if any(s in line for s in SWALLOWED)]
+        assert not hidden, f"{service.name} logged: {hidden[:3]}"
         health = health_pb2_grpc.HealthStub(service.channel())
         status = health.Check(health_pb2.HealthCheckRequest(), timeout=10).status
         assert status == health_pb2.HealthCheckResponse.SERVING, (service.name, status)
@@ -399,6 +415,8 @@ def scratch_retriever(start_service: StartService) -> ServiceProcess:
 
 @pytest.fixture(scope="module")
 def channels(stack: Stack, scratch_retriever: ServiceProcess) -> dict[str, grpc.Channel]:
+    for service in (stack.orchestrator, stack.retriever, stack.inference, scratch_retriever):
+        LOG_START[service.address] = service.log_path.stat().st_size
     return {
         "orchestrator": stack.orchestrator.channel(),
         "retriever": stack.retriever.channel(),
@@ -415,6 +433,7 @@ def test_debug_never_fails_unknown_or_internal(
 ) -> None:
     @PROPERTY
     @given(debug_requests())
+    @example(orchestrator_pb2.DebugRequest(question="E73-B", max_tokens=2, client_id="x" * 10**6))
     def check(request: orchestrator_pb2.DebugRequest) -> None:
         _check(
             stack.orchestrator,
@@ -496,6 +515,8 @@ def test_generate_never_fails_unknown_or_internal(
 ) -> None:
     @PROPERTY
     @given(generate_requests())
+    @example(inference_pb2.GenerateRequest(prompt="x", max_tokens=2, grammar="root ::= [z-a]"))
+    @example(inference_pb2.GenerateRequest(prompt="x", max_tokens=2, json_schema=NONSENSE))
     def check(request: inference_pb2.GenerateRequest) -> None:
         _check(
             stack.inference,
@@ -507,6 +528,38 @@ def test_generate_never_fails_unknown_or_internal(
 
     check()
     _assert_serving(stack.inference)
+
+
+MESSAGES: dict[str, st.SearchStrategy[Message]] = {
+    "/raildebug.v1.Orchestrator/Debug": debug_requests(),
+    "/raildebug.v1.Orchestrator/Feedback": feedback_requests(),
+    "/raildebug.v1.Retriever/Search": search_requests(),
+    "/raildebug.v1.Retriever/Stats": st.just(retriever_pb2.StatsRequest()),
+    "/raildebug.v1.Retriever/Ingest": ingest_documents(),
+    "/raildebug.v1.Retriever/DeleteSource": st.builds(
+        retriever_pb2.DeleteSourceRequest, source=TEXT
+    ),
+    "/raildebug.v1.Inference/Generate": generate_requests(),
+    "/raildebug.v1.Inference/Info": st.just(inference_pb2.InfoRequest()),
+    "/grpc.health.v1.Health/Check": st.builds(health_pb2.HealthCheckRequest, service=TEXT),
+}
+
+
+@st.composite
+def raw_bodies(draw: st.DrawFn, method: str) -> bytes:
+    """Random bytes, or the method's message cut short, with a byte changed or junk appended."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=300))
+    data = draw(MESSAGES[method]).SerializeToString()
+    how = draw(st.sampled_from(["cut", "flip", "append", "as is"]))
+    at = draw(st.integers(0, max(len(data) - 1, 0)))
+    if how == "cut":
+        return data[:at]
+    if how == "flip" and data:
+        return data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
+    if how == "append":
+        return data + draw(st.binary(min_size=1, max_size=40))
+    return data
 
 
 RAW_RPCS = [
@@ -532,7 +585,7 @@ def test_raw_bodies_never_fail_unknown_or_internal(
     kind: str,
 ) -> None:
     service = scratch_retriever if target == "scratch" else getattr(stack, target)
-    bodies = st.binary(max_size=300)
+    bodies = raw_bodies(method)
 
     @PROPERTY
     @given(st.lists(bodies, min_size=1, max_size=3) if kind == "stream_unary" else bodies)

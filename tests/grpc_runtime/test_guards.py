@@ -118,3 +118,12 @@ def test_an_authenticated_client_is_limited_by_its_name_not_its_address() -> Non
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "rate limit reached for 'ci'" in details
         assert stats(v4, "tok-bot-0123456789")[0] == GOT_THROUGH
+
+
+def test_an_oversized_client_id_never_becomes_a_rate_limit_key() -> None:
+    limit = {"rate_limit_per_s": 0.01, "rate_limit_burst": 1, "rate_limit_key": "client_id"}
+    with server(**limit) as port:
+        code, _, details = stats(f"127.0.0.1:{port}", client_id="x" * 4000)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "client_id is 4000 characters; the limit is 128" in details
+        assert len(details) < 300
