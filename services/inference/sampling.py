@@ -1,15 +1,16 @@
 """Per-sequence llama.cpp sampler chains: each request keeps its own seed, penalties and grammar.
 
 A chain is built in the caller's thread (so a bad grammar fails the call before it queues) and is
-then used only by the engine thread. The grammar goes first so that it sees the whole vocabulary:
-truncating with top-k before it could leave no token the grammar allows.
+then used only by the engine thread. With a grammar, a token is sampled first and checked alone
+(the common case costs one candidate, not the 150k-262k of the vocabulary); a rejected token falls
+back to the grammar over the whole vocabulary before the chain, so that top-k cannot leave no
+token the grammar allows.
 
 The grammar is kept out of llama.cpp's chain: when a grammar leaves no token allowed (a rule
 that can never match, e.g. an empty character class), llama.cpp's own sampling would pick a
 token the grammar forbids and then throw "Unexpected empty grammar stack" from C++, which ends
-the whole process. Here the grammar masks the logits first; with nothing allowed, or if the
-sampled token is not allowed, `sample` raises NoTokenAllowed for this sequence only, and the
-grammar only ever accepts tokens it allowed.
+the whole process. Here the grammar only ever accepts a token it allowed; with nothing allowed,
+`sample` raises NoTokenAllowed for this sequence only.
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ class SamplerChain:
         self._chain = llama_cpp.llama_sampler_chain_init(params)
         self._grammar: llama_cpp.llama_sampler_p | None = None
         self._candidates: _Candidates | None = None
+        self._single = (llama_cpp.llama_token_data * 1)()
         self._n_vocab = model.n_vocab
+        # How often the sampled token passed the grammar as it was, and how often the grammar had
+        # to mask the whole vocabulary (the benchmark and the tests read these).
+        self.fast_path_tokens = 0
+        self.full_grammar_passes = 0
         try:
             self._build(model, sampling, grammar)
         except BaseException:
@@ -120,13 +126,49 @@ class SamplerChain:
     def sample(self, ctx: llama_cpp.llama_context_p, batch_index: int) -> int:
         """Pick the next token from the logits at `batch_index` and advance the chain's state.
 
+        With a grammar, the token is sampled first without it and checked against the grammar
+        alone (one candidate: cheap); only a rejected token pays for the grammar over the whole
+        vocabulary, then the chain samples again from what it allows. Sampling from the full
+        distribution and resampling from the allowed part on rejection gives each allowed token
+        p(token) / p(allowed), exactly the distribution of applying the grammar first; greedy
+        picks the same token either way.
+
         Raises NoTokenAllowed when the grammar leaves nothing to pick; the sequence must end.
         """
         if self._grammar is None or self._candidates is None:
             return int(llama_cpp.llama_sampler_sample(self._chain, ctx, batch_index))
         candidates = self._candidates
-        logits = llama_cpp.llama_get_logits_ith(ctx, batch_index)
-        candidates.load(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)))
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(ctx, batch_index), shape=(self._n_vocab,)
+        )
+        candidates.load(logits)
+        llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(candidates.array))
+        token = candidates.selected()
+        if 0 <= token < self._n_vocab and self._grammar_allows(token, float(logits[token])):
+            self.fast_path_tokens += 1
+        else:
+            token = self._sample_under_grammar(logits)
+        llama_cpp.llama_sampler_accept(self._grammar, token)
+        llama_cpp.llama_sampler_accept(self._chain, token)
+        return token
+
+    def _grammar_allows(self, token: int, logit: float) -> bool:
+        """The grammar's verdict on one token, without touching its state."""
+        assert self._grammar is not None
+        self._single[0].id = token  # type: ignore[assignment]  # ctypes takes an int
+        self._single[0].logit = logit
+        self._single[0].p = 0.0
+        single = llama_cpp.llama_token_data_array(
+            data=self._single, size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(single))
+        return bool(np.isfinite(self._single[0].logit))
+
+    def _sample_under_grammar(self, logits: np.ndarray) -> int:
+        """The slow path: the grammar masks the whole vocabulary, then the chain samples."""
+        assert self._grammar is not None and self._candidates is not None
+        candidates = self._candidates
+        candidates.load(logits)
         llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(candidates.array))
         allowed = candidates.allowed()
         if not allowed.any():
@@ -138,8 +180,7 @@ class SamplerChain:
         token = candidates.selected()
         if not 0 <= token < self._n_vocab or not allowed[token]:
             raise NoTokenAllowed("the sampler picked a token the grammar does not allow")
-        llama_cpp.llama_sampler_accept(self._grammar, token)
-        llama_cpp.llama_sampler_accept(self._chain, token)
+        self.full_grammar_passes += 1
         return token
 
     def _grammar_allows_some_token(self) -> bool:
