@@ -52,7 +52,8 @@ def test_a_corrupt_cached_gguf_fails_the_build(tmp_path: Path) -> None:
     (tmp_path / packaged_gemma.MODEL_NAME).write_bytes(b"GGUF but truncated")
     result = run("--gguf-dir", str(tmp_path))
     assert result.returncode == 1
-    assert "precache failed" in result.stderr and "sha256" in result.stderr
+    assert "precache failed" in result.stderr and "is truncated (18 of" in result.stderr
+    assert "run `raildebug models fetch gemma-3-270m`" in result.stderr
 
 
 def test_refuses_to_do_nothing() -> None:
