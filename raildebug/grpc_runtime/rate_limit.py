@@ -94,9 +94,10 @@ class MemoryTokenBuckets:
         }
 
 
-# KEYS[1]: bucket hash; ARGV: rate per second, burst. Returns the wait in seconds as a string
-# (Lua numbers would be truncated to integers on the way back).
-_TAKE_SCRIPT = """
+# KEYS[1]: bucket hash; ARGV: rate per second, burst. Both scripts start by refilling the bucket
+# to now; they return the wait in seconds as a string (Lua numbers would be truncated to
+# integers on the way back).
+_REFILL = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local rate = tonumber(ARGV[1])
@@ -105,6 +106,10 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
 local tokens = tonumber(state[1]) or burst
 local updated = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+"""
+_TAKE_SCRIPT = (
+    _REFILL
+    + """
 local wait = 0
 if tokens >= 1 then
   tokens = tokens - 1
@@ -115,22 +120,18 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return tostring(wait)
 """
+)
 
 # The same arithmetic, read-only: seconds until the bucket holds a token.
-_WAIT_SCRIPT = """
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
-local tokens = tonumber(state[1]) or burst
-local updated = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+_WAIT_SCRIPT = (
+    _REFILL
+    + """
 if tokens >= 1 then
   return '0'
 end
 return tostring((1 - tokens) / rate)
 """
+)
 
 
 class RedisTokenBuckets:
