@@ -254,13 +254,14 @@ def test_cli_list_register_verify(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no model named" in capsys.readouterr().err
 
 
-def test_the_service_refuses_an_unfetched_model_at_load(tmp_path: Path) -> None:
+def test_the_service_refuses_a_model_whose_file_is_gone_at_load(tmp_path: Path) -> None:
     from services.inference.server import load_backend
 
-    settings = InferenceSettings(
-        model="qwen2.5-coder-1.5b-instruct", model_cache_dir=tmp_path / "cache"
-    )
-    if not catalog.missing_packages(catalog.lookup(settings.model, settings.model_cache_dir)):
-        pytest.skip("the 1.5B packages are installed here: load_backend would assemble the model")
-    with pytest.raises(ModelFileError, match=r"run `raildebug models fetch qwen2\.5-coder-1\.5b"):
+    export = tmp_path / "model-q8_0.gguf"
+    export.write_bytes(gguf_bytes(EXPORT_METADATA))
+    cache = tmp_path / "cache"
+    catalog.register("rail-ft", export, cache)
+    export.unlink()
+    settings = InferenceSettings(model="rail-ft", model_cache_dir=cache)
+    with pytest.raises(ModelFileError, match="does not exist; run `raildebug models register"):
         load_backend(settings)
