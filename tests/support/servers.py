@@ -52,11 +52,8 @@ def retriever_server(
     retriever_pb2_grpc.add_RetrieverServicer_to_server(
         RetrieverServicer(holder), server.grpc_server
     )
-    server.start()
-    try:
+    with _serving(server):
         yield server
-    finally:
-        server.stop(grace_s=0)
 
 
 @contextmanager
@@ -71,9 +68,16 @@ def inference_server(
     inference_pb2_grpc.add_InferenceServicer_to_server(
         InferenceServicer(holder), server.grpc_server
     )
+    with _serving(server):
+        yield server
+
+
+@contextmanager
+def _serving(server: RailDebugServer) -> Iterator[None]:
+    """Started for the block, stopped at once after it (tests have nothing in flight to drain)."""
     server.start()
     try:
-        yield server
+        yield
     finally:
         server.stop(grace_s=0)
 
