@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raildebug.v1 import common_pb2 as raildebug_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craildebug/v1/inference.proto\x12\x0craildebug.v1\x1a\x19raildebug/v1/common.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\";\n\x0c\x43hatMessages\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.raildebug.v1.ChatMessage\"\xc2\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1b\n\x0erepeat_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\rH\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x11\n\x0f_repeat_penaltyB\x07\n\x05_seed\"\xe4\x01\n\x0fGenerateRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12*\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x1a.raildebug.v1.ChatMessagesH\x00\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12.\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.raildebug.v1.SamplingParams\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x0f\n\x07grammar\x18\x07 \x01(\t\x12\x13\n\x0bjson_schema\x18\x08 \x01(\tB\x07\n\x05input\"\xbe\x01\n\x10GenerationResult\x12\x31\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1a.raildebug.v1.FinishReason\x12\'\n\x05usage\x18\x02 \x01(\x0b\x32\x18.raildebug.v1.TokenUsage\x12\x30\n\x07timings\x18\x03 \x01(\x0b\x32\x1f.raildebug.v1.GenerationTimings\x12\r\n\x05model\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"^\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.raildebug.v1.GenerationResultH\x00\x42\x07\n\x05\x65vent\"\r\n\x0bInfoRequest\"\xc3\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x02 \x01(\t\x12\x14\n\x0cquantization\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r\x12\x1e\n\x16trained_context_length\x18\x05 \x01(\r\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x12\n\nbusy_slots\x18\x07 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x08 \x01(\r\x12\x1e\n\x16n_gpu_layers_requested\x18\t \x01(\x05\x12\x1e\n\x16n_gpu_layers_offloaded\x18\n \x01(\r\x12\x10\n\x08n_layers\x18\x0b \x01(\r\x12\x11\n\tn_threads\x18\x0c \x01(\r\x12\x12\n\nmodel_path\x18\r \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x0e \x01(\t*\xac\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x05\x32\x97\x01\n\tInference\x12K\n\x08Generate\x12\x1d.raildebug.v1.GenerateRequest\x1a\x1e.raildebug.v1.GenerateResponse0\x01\x12=\n\x04Info\x12\x19.raildebug.v1.InfoRequest\x1a\x1a.raildebug.v1.InfoResponseB\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craildebug/v1/inference.proto\x12\x0craildebug.v1\x1a\x19raildebug/v1/common.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\";\n\x0c\x43hatMessages\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.raildebug.v1.ChatMessage\"\xc2\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1b\n\x0erepeat_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\rH\x04\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x11\n\x0f_repeat_penaltyB\x07\n\x05_seed\"\xe4\x01\n\x0fGenerateRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12*\n\x04\x63hat\x18\x02 \x01(\x0b\x32\x1a.raildebug.v1.ChatMessagesH\x00\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12.\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.raildebug.v1.SamplingParams\x12\x0c\n\x04stop\x18\x05 \x03(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x0f\n\x07grammar\x18\x07 \x01(\t\x12\x13\n\x0bjson_schema\x18\x08 \x01(\tB\x07\n\x05input\"\xbe\x01\n\x10GenerationResult\x12\x31\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1a.raildebug.v1.FinishReason\x12\'\n\x05usage\x18\x02 \x01(\x0b\x32\x18.raildebug.v1.TokenUsage\x12\x30\n\x07timings\x18\x03 \x01(\x0b\x32\x1f.raildebug.v1.GenerationTimings\x12\r\n\x05model\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"^\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.raildebug.v1.GenerationResultH\x00\x42\x07\n\x05\x65vent\"#\n\x12\x43ountTokensRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"8\n\x13\x43ountTokensResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\r\x12\x11\n\testimated\x18\x02 \x01(\x08\"\r\n\x0bInfoRequest\"\xc3\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x02 \x01(\t\x12\x14\n\x0cquantization\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r\x12\x1e\n\x16trained_context_length\x18\x05 \x01(\r\x12\r\n\x05slots\x18\x06 \x01(\r\x12\x12\n\nbusy_slots\x18\x07 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x08 \x01(\r\x12\x1e\n\x16n_gpu_layers_requested\x18\t \x01(\x05\x12\x1e\n\x16n_gpu_layers_offloaded\x18\n \x01(\r\x12\x10\n\x08n_layers\x18\x0b \x01(\r\x12\x11\n\tn_threads\x18\x0c \x01(\r\x12\x12\n\nmodel_path\x18\r \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x0e \x01(\t*\xac\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x05\x32\xeb\x01\n\tInference\x12K\n\x08Generate\x12\x1d.raildebug.v1.GenerateRequest\x1a\x1e.raildebug.v1.GenerateResponse0\x01\x12=\n\x04Info\x12\x19.raildebug.v1.InfoRequest\x1a\x1a.raildebug.v1.InfoResponse\x12R\n\x0b\x43ountTokens\x12 .raildebug.v1.CountTokensRequest\x1a!.raildebug.v1.CountTokensResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raildebug.v1.inference_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001'
-  _globals['_FINISHREASON']._serialized_start=1239
-  _globals['_FINISHREASON']._serialized_end=1411
+  _globals['_FINISHREASON']._serialized_start=1334
+  _globals['_FINISHREASON']._serialized_end=1506
   _globals['_CHATMESSAGE']._serialized_start=73
   _globals['_CHATMESSAGE']._serialized_end=117
   _globals['_CHATMESSAGES']._serialized_start=119
@@ -47,10 +47,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATIONRESULT']._serialized_end=799
   _globals['_GENERATERESPONSE']._serialized_start=801
   _globals['_GENERATERESPONSE']._serialized_end=895
-  _globals['_INFOREQUEST']._serialized_start=897
-  _globals['_INFOREQUEST']._serialized_end=910
-  _globals['_INFORESPONSE']._serialized_start=913
-  _globals['_INFORESPONSE']._serialized_end=1236
-  _globals['_INFERENCE']._serialized_start=1414
-  _globals['_INFERENCE']._serialized_end=1565
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=897
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=932
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=934
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=990
+  _globals['_INFOREQUEST']._serialized_start=992
+  _globals['_INFOREQUEST']._serialized_end=1005
+  _globals['_INFORESPONSE']._serialized_start=1008
+  _globals['_INFORESPONSE']._serialized_end=1331
+  _globals['_INFERENCE']._serialized_start=1509
+  _globals['_INFERENCE']._serialized_end=1744
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,11 @@ class InferenceStub:
                 request_serializer=raildebug_dot_v1_dot_inference__pb2.InfoRequest.SerializeToString,
                 response_deserializer=raildebug_dot_v1_dot_inference__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/raildebug.v1.Inference/CountTokens',
+                request_serializer=raildebug_dot_v1_dot_inference__pb2.CountTokensRequest.SerializeToString,
+                response_deserializer=raildebug_dot_v1_dot_inference__pb2.CountTokensResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer:
@@ -65,6 +70,14 @@ class InferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTokens(self, request, context):
+        """Counts the tokens each text takes in the loaded model, so a caller can pack a prompt into a
+        token budget without loading the tokenizer itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=raildebug_dot_v1_dot_inference__pb2.InfoRequest.FromString,
                     response_serializer=raildebug_dot_v1_dot_inference__pb2.InfoResponse.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=raildebug_dot_v1_dot_inference__pb2.CountTokensRequest.FromString,
+                    response_serializer=raildebug_dot_v1_dot_inference__pb2.CountTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +152,33 @@ class Inference:
             '/raildebug.v1.Inference/Info',
             raildebug_dot_v1_dot_inference__pb2.InfoRequest.SerializeToString,
             raildebug_dot_v1_dot_inference__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raildebug.v1.Inference/CountTokens',
+            raildebug_dot_v1_dot_inference__pb2.CountTokensRequest.SerializeToString,
+            raildebug_dot_v1_dot_inference__pb2.CountTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

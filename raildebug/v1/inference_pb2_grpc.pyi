@@ -37,6 +37,10 @@ class InferenceStub:
     """Streams generated text as it is produced, then one final message."""
     Info: _grpc.UnaryUnaryMultiCallable[_inference_pb2.InfoRequest, _inference_pb2.InfoResponse]
     """Describes the loaded model and the serving capacity."""
+    CountTokens: _grpc.UnaryUnaryMultiCallable[_inference_pb2.CountTokensRequest, _inference_pb2.CountTokensResponse]
+    """Counts the tokens each text takes in the loaded model, so a caller can pack a prompt into a
+    token budget without loading the tokenizer itself.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
@@ -47,6 +51,10 @@ class InferenceAsyncStub(InferenceStub):
     """Streams generated text as it is produced, then one final message."""
     Info: _aio.UnaryUnaryMultiCallable[_inference_pb2.InfoRequest, _inference_pb2.InfoResponse]  # type: ignore[assignment]
     """Describes the loaded model and the serving capacity."""
+    CountTokens: _aio.UnaryUnaryMultiCallable[_inference_pb2.CountTokensRequest, _inference_pb2.CountTokensResponse]  # type: ignore[assignment]
+    """Counts the tokens each text takes in the loaded model, so a caller can pack a prompt into a
+    token budget without loading the tokenizer itself.
+    """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
     """Text generation from a GGUF model loaded with llama.cpp."""
@@ -66,5 +74,15 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.InfoResponse, _abc.Awaitable[_inference_pb2.InfoResponse]]:
         """Describes the loaded model and the serving capacity."""
+
+    @_abc_1.abstractmethod
+    def CountTokens(
+        self,
+        request: _inference_pb2.CountTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.CountTokensResponse, _abc.Awaitable[_inference_pb2.CountTokensResponse]]:
+        """Counts the tokens each text takes in the loaded model, so a caller can pack a prompt into a
+        token budget without loading the tokenizer itself.
+        """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

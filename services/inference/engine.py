@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from collections.abc import Sequence as Texts
 from pathlib import Path
 
 import llama_cpp
@@ -36,6 +37,7 @@ from services.inference.models import (
     GenerationEvent,
     GenerationRequest,
     ModelInfo,
+    TokenCounts,
     deadline_exceeded,
 )
 from services.inference.sampling import NoTokenAllowed, SamplerChain, grammar_for
@@ -68,7 +70,10 @@ class LlamaEngine:
         default_max_tokens: int = 256,
         lora_path: Path | None = None,
         lora_scale: float = 1.0,
+        served_name: str = "",
     ) -> None:
+        """`served_name`: the catalog name the model is served by (reported by Info and in
+        every answer); empty: the GGUF's own name."""
         self._model_path = model_path
         self._n_gpu_layers = n_gpu_layers
         self._n_threads = n_threads
@@ -83,7 +88,7 @@ class LlamaEngine:
         self._slots = SlotTable(slots, self._context.n_ctx)
         self._admission = AdmissionModel(slots)
         self._architecture = self._model.meta("general.architecture") or "unknown"
-        self._name = self._model.meta("general.name") or model_path.stem
+        self._name = served_name or self._model.meta("general.name") or model_path.stem
         if lora_path is not None:
             self._name += f" + {lora_path.name}"
         self._chat_template = self._model.meta("tokenizer.chat_template")
@@ -134,6 +139,11 @@ class LlamaEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text))
+
+    def token_counts(self, texts: Texts[str]) -> TokenCounts:
+        """Exact counts from the model's own tokenizer (a BOS token included where the model
+        adds one: an overcount by one keeps a packed budget safe)."""
+        return TokenCounts(tuple(self.count_tokens(text) for text in texts))
 
     def generate(
         self,

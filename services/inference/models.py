@@ -13,6 +13,15 @@ MAX_STOP_LENGTH = 64
 
 
 @dataclass(frozen=True)
+class TokenCounts:
+    """Tokens each text takes; `estimated` when the backend cannot tokenize (counts are then a
+    conservative guess from the length, so a budget packed with them still holds)."""
+
+    counts: tuple[int, ...]
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
 class ChatTurn:
     role: str  # "system" | "user" | "assistant"
     content: str

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from services.inference.models import (
     ModelInfo,
     Sampling,
     TextDelta,
+    TokenCounts,
     deadline_exceeded,
 )
 from services.inference.sampling import grammar_for
@@ -50,6 +51,8 @@ log = get_logger(__name__)
 
 # A read that fails this close to the deadline failed because of it (its timeout is the rest).
 _DEADLINE_SLACK_S = 0.05
+
+ESTIMATED_CHARS_PER_TOKEN = 3.0
 
 
 @dataclass(eq=False)
@@ -107,6 +110,14 @@ class OpenAIBackend:
             n_threads=0,
             model_path="",
             backend="openai",
+        )
+
+    def token_counts(self, texts: Sequence[str]) -> TokenCounts:
+        """The chat completions API has no tokenizer endpoint: estimate from the length, on the
+        high side (BPE tokenizers average 3.5-4.5 characters a token on English and code)."""
+        return TokenCounts(
+            tuple(math.ceil(len(text) / ESTIMATED_CHARS_PER_TOKEN) for text in texts),
+            estimated=True,
         )
 
     def generate(

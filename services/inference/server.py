@@ -17,6 +17,7 @@ from services.inference.backend import GenerationBackend
 from services.inference.engine import LlamaEngine
 from services.inference.model_files import check_lora_path, resolve_model_path
 from services.inference.openai_backend import OpenAIBackend
+from services.inference.validation import validate_count
 from services.inference.wire import info_to_wire, request_from_wire
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
@@ -46,6 +47,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer, Generic[BackendT])
         self, request: inference_pb2.InfoRequest, context: grpc.ServicerContext
     ) -> inference_pb2.InfoResponse:
         return info_to_wire(self._engine.get().info())
+
+    def CountTokens(
+        self, request: inference_pb2.CountTokensRequest, context: grpc.ServicerContext
+    ) -> inference_pb2.CountTokensResponse:
+        texts = list(request.texts)
+        validate_count(texts)
+        counted = self._engine.get().token_counts(texts)
+        return inference_pb2.CountTokensResponse(
+            counts=list(counted.counts), estimated=counted.estimated
+        )
 
 
 def build_server(settings: InferenceSettings) -> RailDebugServer:
@@ -78,4 +89,5 @@ def load_backend(settings: InferenceSettings) -> GenerationBackend:
         default_max_tokens=settings.default_max_tokens,
         lora_path=check_lora_path(settings.lora_path),
         lora_scale=settings.lora_scale,
+        served_name="" if settings.model_path is not None else settings.model,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from raildebug.errors import InvalidRequest, clip
 from raildebug.limits import MAX_REQUEST_ID_CHARS, check_identifier
@@ -18,6 +19,21 @@ from services.inference.models import (
 
 DEFAULT_SAMPLING = Sampling(temperature=0.2, top_p=0.95, top_k=40, repeat_penalty=1.1)
 MAX_CHAT_MESSAGES = 256
+MAX_COUNT_TEXTS = 1_024
+MAX_COUNT_CHARS = 1_000_000
+
+
+def validate_count(texts: Sequence[str]) -> None:
+    """Bounds a CountTokens call so that one request cannot hold the tokenizer for long."""
+    if len(texts) > MAX_COUNT_TEXTS:
+        raise InvalidRequest(
+            f"{len(texts)} texts to count; the limit is {MAX_COUNT_TEXTS}: split the call"
+        )
+    total = sum(len(text) for text in texts)
+    if total > MAX_COUNT_CHARS:
+        raise InvalidRequest(
+            f"{total} characters to count; the limit is {MAX_COUNT_CHARS}: split the call"
+        )
 
 
 def validate(request: GenerationRequest, max_tokens: int) -> None:
