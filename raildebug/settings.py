@@ -239,7 +239,7 @@ class InferenceSettings(ServerSettings):
 
     port: int = Field(INFERENCE_PORT, description="TCP port of the inference service.")
     model: str = Field(
-        "gemma-3-270m",
+        "qwen2.5-coder-0.5b-instruct-q4_0",
         min_length=1,
         description="Catalog model to serve, by name (`raildebug models list`: built-in ones "
         "and registered fine-tunes); ignored when model_path is set.",
