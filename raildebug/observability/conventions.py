@@ -82,6 +82,7 @@ ATTR_PROMPT_VERSION: Final = "raildebug.prompt.version"
 ATTR_PROMPT_VARIANT: Final = "raildebug.prompt.variant"
 ATTR_PROMPT_CHARS: Final = "raildebug.prompt.chars"
 ATTR_PROMPT_PASSAGES: Final = "raildebug.prompt.passages"
+ATTR_PROMPT_UNKNOWN_IDENTIFIERS: Final = "raildebug.prompt.unknown_identifiers"
 ATTR_FEEDBACK_SCORE: Final = "raildebug.feedback.score"
 ATTR_DEBUG_DURATION: Final = "raildebug.debug.duration"  # s
 ATTR_DEBUG_TIME_TO_FIRST_TOKEN: Final = "raildebug.debug.time_to_first_token"  # s

@@ -13,7 +13,9 @@ from opentelemetry.trace import TracerProvider
 
 from raildebug.settings import OrchestratorSettings
 from services.orchestrator.analyzers.selection import build_analyzer
+from services.orchestrator.clients.inference import InferenceClient
 from services.orchestrator.clients.upstreams import connect_inference, connect_retriever
+from services.orchestrator.context_budget import LengthEstimate
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.experiments import PromptExperiment
 from services.orchestrator.feedback import FeedbackLog
@@ -47,10 +49,19 @@ def assemble(
     """Everything fails here, at startup, when a configured part cannot be used."""
     export_traces_to_langfuse(settings, tracer_provider)  # when langfuse_traces is set
     feedback = FeedbackLog(settings.feedback_db, tracer_provider)
-    analyzer = build_analyzer(settings, lambda: connect_inference(settings, tracer_provider))
+    opened: list[InferenceClient] = []
+
+    def inference() -> InferenceClient:
+        if not opened:
+            opened.append(connect_inference(settings, tracer_provider))
+        return opened[0]
+
+    analyzer = build_analyzer(settings, inference)
     parts = PipelineParts(
         passages=connect_retriever(settings, tracer_provider),
         analyzer=analyzer,
+        # the inference service counts in the served model's tokens; an OpenAI endpoint cannot
+        tokens=opened[0] if opened else LengthEstimate(),
         prompts=prompt_source(settings),
         prompt_name=settings.prompt_name,
         experiment=prompt_experiment(settings),

@@ -29,10 +29,14 @@ from raildebug.errors import (
 )
 from raildebug.settings import OrchestratorSettings
 from services.orchestrator.prompt_registry import PromptRegistry
-from services.orchestrator.prompting import PromptTemplate, check_renders, parse_template
+from services.orchestrator.prompting import (
+    DEFAULT_MAX_CONTEXT_CHARS,
+    PromptTemplate,
+    check_renders,
+    parse_template,
+)
 
 MANAGED_LABELS = frozenset({"latest"})  # Langfuse points it at the newest version itself
-DEFAULT_MAX_CONTEXT_CHARS = 6000
 
 
 def connect(host: str, public_key: str, secret_key: str, timeout_s: int) -> Any:
@@ -72,6 +76,13 @@ def as_langfuse(body: str, origin: str) -> tuple[str, dict[str, Any]]:
         "stop": list(template.stop),
         "max_context_chars": template.max_context_chars,
     }
+    if template.format == "chat":  # the user turn is the prompt text; the rest rides in config
+        config["format"] = template.format
+        config["system"] = template.system
+    if template.max_context_tokens:
+        config["max_context_tokens"] = template.max_context_tokens
+    if template.grammar:
+        config["grammar"] = template.grammar
     description = tomllib.loads(body).get("description")
     if isinstance(description, str) and description:
         config["description"] = description
@@ -97,6 +108,21 @@ def body_from_langfuse(name: str, version: int, text: Any, config: Any, origin: 
         lines.append(f"description = {_basic(description)}")
     stops = ", ".join(_basic(s) for s in stop)
     lines += [f"stop = [{stops}]", f"max_context_chars = {max_chars}"]
+    max_tokens = config.get("max_context_tokens", 0)
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise InvalidRequest(f"{origin}: config.max_context_tokens must be an integer")
+    if max_tokens:
+        lines.append(f"max_context_tokens = {max_tokens}")
+    grammar = config.get("grammar", "")
+    if not isinstance(grammar, str):
+        raise InvalidRequest(f"{origin}: config.grammar must be text (GBNF)")
+    if grammar:
+        lines.append(f"grammar = {_toml_string(grammar)}")
+    if config.get("format", "completion") != "completion":
+        system = config.get("system")
+        if not isinstance(system, str):
+            raise InvalidRequest(f"{origin}: a chat-format prompt needs config.system (text)")
+        lines += [f"format = {_basic(str(config['format']))}", f"system = {_toml_string(system)}"]
     return "\n".join([*lines, f"template = {_toml_string(text)}"]) + "\n"
 
 
@@ -314,14 +340,10 @@ def _refuse_conflicts(
             theirs = remote[number].template()
         except InvalidRequest as error:
             raise InvalidRequest(f"{name}@{number} differs from Langfuse's: {error}") from None
-        if (ours.source, ours.stop, ours.max_context_chars) != (
-            theirs.source,
-            theirs.stop,
-            theirs.max_context_chars,
-        ):
+        if ours != theirs:
             raise InvalidRequest(
-                f"{name}@{number} is not the same here and in Langfuse (template, stop or "
-                "max_context_chars): the two histories have diverged; resolve by hand"
+                f"{name}@{number} is not the same here and in Langfuse (template, system "
+                "turn, stop or context budget): the two histories have diverged; resolve by hand"
             )
 
 

@@ -42,15 +42,20 @@ class ContextPassage:
     label: str = ""  # "[1]", "[2]", ...: assigned when the prompt is built
 
 
+ChatTurns = tuple[tuple[str, str], ...]  # (role, content) pairs
+
+
 @dataclass(frozen=True)
 class AnalysisInput:
     """Everything an analyzer may use; prompt-based backends use `prompt`, others the parts."""
 
     question: DebugQuestion
     passages: list[ContextPassage]  # labelled [1].. in prompt order
-    prompt: str  # rendered by the versioned prompt template
+    prompt: str  # rendered by the versioned prompt template (a chat template: its user turn)
     stop: tuple[str, ...]
     max_tokens: int
+    chat: ChatTurns = ()  # system and user turns when the template is a chat template
+    grammar: str = ""  # GBNF the answer must follow; "": free text
 
 
 @dataclass(frozen=True)

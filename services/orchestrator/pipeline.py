@@ -18,7 +18,7 @@ from raildebug.observability.tracing import get_tracer
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.experiments import PromptExperiment
 from services.orchestrator.models import AnsweredRequest, DebugEvent, DebugQuestion
-from services.orchestrator.ports import Analyzer, PassageSource
+from services.orchestrator.ports import Analyzer, PassageSource, TokenCounter
 from services.orchestrator.prompt_sources import PromptSource
 from services.orchestrator.response_cache import ResponseCache
 from services.orchestrator.stage_sequence import DebugState, Stage, StageSequence
@@ -38,6 +38,7 @@ class PipelineParts:
     analyzer: Analyzer
     prompts: PromptSource
     prompt_name: str = "rail_fix"
+    tokens: TokenCounter | None = None  # None: token budgets fall back to characters
     experiment: PromptExperiment = field(default_factory=lambda: PromptExperiment("production"))
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     search_alpha: float = 0.5
@@ -55,7 +56,7 @@ def standard_stages(parts: PipelineParts) -> list[Stage]:
         stages += [CacheLookup(parts.cache, parts.analyzer), ReplayCached()]
     stages += [
         Retrieve(parts.passages, parts.deadlines, parts.search_alpha),
-        BuildPrompt(),
+        BuildPrompt(parts.tokens),
         Analyze(parts.analyzer),
     ]
     if parts.cache is not None:

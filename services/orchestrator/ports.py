@@ -7,7 +7,7 @@ clients/retriever.py, or an in-process core in tests and tools) and answers thro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from raildebug.domain import GenerationOutcome, PassageFilter
@@ -18,6 +18,12 @@ class PassageSource(Protocol):
     def search(
         self, query: str, k: int, passage_filter: PassageFilter, timeout_s: float
     ) -> list[ContextPassage]: ...
+
+
+class TokenCounter(Protocol):
+    """Counts tokens as the answering model reads them, so passages fit a token budget."""
+
+    def count(self, texts: Sequence[str], timeout_s: float) -> list[int]: ...
 
 
 class Analyzer(Protocol):

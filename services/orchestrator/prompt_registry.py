@@ -257,29 +257,40 @@ class PromptRegistry:
             self._audit(actor, action, name, label, version, previous, reason)
 
     def _seed(self, directory: Path) -> None:
+        """Import every shipped version the registry lacks. A prompt new to the registry gets
+        the standard labels on its newest shipped version; a prompt already here keeps its
+        labels (moving them is an operator's decision, with an audit entry)."""
+        shipped: dict[str, list[tuple[PromptTemplate, Path]]] = {}
+        for path in sorted(directory.glob("*@*.toml")):
+            template = parse_template(path.read_text(encoding="utf-8"), str(path))
+            shipped.setdefault(template.id, []).append((template, path))
         with self._transaction():
-            for path in sorted(directory.glob("*@*.toml")):
-                template = parse_template(path.read_text(encoding="utf-8"), str(path))
-                exists = self._db.execute(
-                    "SELECT 1 FROM versions WHERE name = ? LIMIT 1", (template.id,)
-                ).fetchone()
-                if exists is not None:
+            for name, versions in shipped.items():
+                known = {
+                    row[0]
+                    for row in self._db.execute(
+                        "SELECT version FROM versions WHERE name = ?", (name,)
+                    )
+                }
+                for template, path in sorted(versions, key=lambda item: item[0].version):
+                    if template.version in known:
+                        continue
+                    self._insert_version(
+                        name,
+                        template.version,
+                        path.read_text(encoding="utf-8"),
+                        "seed",
+                        f"imported from {path.name}",
+                    )
+                if known:
                     continue
-                self._insert_version(
-                    template.id,
-                    template.version,
-                    path.read_text(encoding="utf-8"),
-                    "seed",
-                    f"imported from {path.name}",
-                )
+                newest, path = max(versions, key=lambda item: item[0].version)
                 for label in STANDARD_LABELS:
                     self._db.execute(
                         "INSERT INTO labels (name, label, version) VALUES (?,?,?)",
-                        (template.id, label, template.version),
+                        (name, label, newest.version),
                     )
-                    self._audit(
-                        "seed", "seed", template.id, label, template.version, None, path.name
-                    )
+                    self._audit("seed", "seed", name, label, newest.version, None, path.name)
 
     def _insert_version(self, name: str, version: int, body: str, author: str, msg: str) -> None:
         self._db.execute(

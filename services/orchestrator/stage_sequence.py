@@ -21,7 +21,13 @@ from opentelemetry.util.types import AttributeValue
 from raildebug.domain import GenerationOutcome
 from raildebug.errors import DeadlineExceeded, RailDebugError
 from raildebug.observability import conventions as conv
-from services.orchestrator.models import ContextPassage, DebugEvent, DebugQuestion, DebugSummary
+from services.orchestrator.models import (
+    ChatTurns,
+    ContextPassage,
+    DebugEvent,
+    DebugQuestion,
+    DebugSummary,
+)
 from services.orchestrator.prompting import PromptTemplate
 
 
@@ -46,6 +52,8 @@ class DebugState:
     degraded_reason: str = ""
     # prompt
     prompt: str = ""
+    chat: ChatTurns = ()
+    grammar: str = ""
     # analysis
     answer_parts: list[str] = field(default_factory=list)
     generation: GenerationOutcome | None = None

@@ -48,7 +48,7 @@ def test_answer_streams_with_context_from_the_sample_corpus(
     assert summary.request_id
     assert summary.usage.prompt_tokens > 100
     assert 0 < summary.usage.completion_tokens <= 96
-    assert summary.model == "Gemma 3 270m"
+    assert summary.model == "gemma-3-270m", "served by its catalog name"
     assert summary.prompt_version == "rail_fix@1"
     assert summary.finish_reason in {"length", "stop", "eos"}
     assert not summary.degraded

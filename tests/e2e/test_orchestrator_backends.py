@@ -94,7 +94,7 @@ def test_openai_backend_streams_and_a_repeat_is_served_from_the_cache(
     passages, deltas, summary = _debug(stub, "Why is E73-B raised on point P12?", session)
     assert len(deltas) >= 2 and "".join(deltas).strip()
     assert summary.model == "gemma-3-270m"
-    assert summary.prompt_version == "rail_fix@1" and summary.prompt_variant == "production"
+    assert summary.prompt_version == "rail_fix@2" and summary.prompt_variant == "production"
     assert not summary.cache_hit and not summary.degraded
     assert passages, "the real retriever grounded the answer"
 

@@ -131,9 +131,11 @@ def test_one_trace_spans_orchestrator_retriever_and_inference(
     assert retrieval[conv.ATTR_RETRIEVAL_ALPHA] == 0.5
     timeout = retrieval[conv.ATTR_RETRIEVAL_TIMEOUT]
     assert isinstance(timeout, float) and 0 < timeout <= 5  # seconds
-    assert retrieval[conv.ATTR_RETRIEVAL_PASSAGES] == len(events[0].context.passages) > 0
+    shown = len(events[0].context.passages)
+    assert retrieval[conv.ATTR_RETRIEVAL_PASSAGES] >= shown > 0  # the token budget may cut
     prompt = by_name["debug.prompt"].attributes or {}
-    assert prompt[conv.ATTR_PROMPT_VERSION] == "rail_fix@1"
+    assert prompt[conv.ATTR_PROMPT_VERSION] == "rail_fix@2"  # production: the chat prompt
+    assert prompt[conv.ATTR_PROMPT_PASSAGES] == shown
     analysis = by_name["debug.analysis"].attributes or {}
     assert analysis[conv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] == summary.usage.completion_tokens
     assert analysis[conv.ATTR_GEN_AI_RESPONSE_MODEL] == "Gemma 3 270m"
@@ -153,4 +155,4 @@ def test_one_trace_spans_orchestrator_retriever_and_inference(
 
     (feedback,) = [s for s in exporter.get_finished_spans() if s.name == "feedback"]
     assert feedback.attributes[conv.ATTR_FEEDBACK_SCORE] == 0.5  # type: ignore[index]
-    assert feedback.attributes[conv.ATTR_PROMPT_VERSION] == "rail_fix@1"  # type: ignore[index]
+    assert feedback.attributes[conv.ATTR_PROMPT_VERSION] == "rail_fix@2"  # type: ignore[index]

@@ -62,7 +62,7 @@ class OpenAIChatAnalyzer:
         try:
             stream = self._client.chat.completions.create(
                 model=model,
-                messages=[{"role": "user", "content": work.prompt}],
+                messages=_messages(work),
                 max_tokens=work.max_tokens,
                 stop=list(work.stop[:_MAX_STOP_SEQUENCES]) or None,
                 stream=True,
@@ -102,3 +102,9 @@ class OpenAIChatAnalyzer:
             total_ms=(ended - started) * 1000,
             model=model,
         )
+
+
+def _messages(work: AnalysisInput) -> list[Any]:
+    """A chat template's turns as they are; a completion template as one user message."""
+    turns = work.chat or (("user", work.prompt),)
+    return [{"role": role, "content": content} for role, content in turns]

@@ -10,7 +10,8 @@ from services.orchestrator.models import AnalysisInput
 
 
 class PromptedAnalyzer:
-    """Streams the versioned prompt template's text through the Inference service."""
+    """Streams the versioned prompt through the Inference service: a completion template's
+    text as is, a chat template's turns for the model's own chat template."""
 
     name = "inference"
 
@@ -29,7 +30,9 @@ class PromptedAnalyzer:
         is_cancelled: Callable[[], bool],
     ) -> Iterator[str | GenerationOutcome]:
         generation = Generation(
-            prompt=work.prompt,
+            prompt="" if work.chat else work.prompt,
+            chat=work.chat,
+            grammar=work.grammar,
             max_tokens=work.max_tokens,
             stop=work.stop,
             request_id=request_id,

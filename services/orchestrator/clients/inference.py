@@ -42,6 +42,7 @@ class Generation:
     stop: tuple[str, ...] = ()
     request_id: str = ""
     json_schema: str = ""
+    grammar: str = ""
     sampling: SamplingChoice = field(default_factory=SamplingChoice)
 
 
@@ -61,6 +62,7 @@ def _to_wire(generation: Generation) -> inference_pb2.GenerateRequest:
         stop=list(generation.stop),
         request_id=generation.request_id,
         json_schema=generation.json_schema,
+        grammar=generation.grammar,
         sampling=sampling,
     )
     if generation.chat:
@@ -131,6 +133,17 @@ class InferenceClient:
             raise upstream_error(error, "inference") from error
         finally:
             call.cancel()  # no-op when complete; frees the model when our caller went away
+
+    def count(self, texts: Sequence[str], timeout_s: float) -> list[int]:
+        """Tokens of each text in the served model (CountTokens), for the prompt's budget."""
+        try:
+            reply = self._stub.CountTokens(
+                inference_pb2.CountTokensRequest(texts=list(texts)),
+                timeout=max(min(timeout_s, 5.0), 0.001),
+            )
+        except grpc.RpcError as error:
+            raise upstream_error(error, "inference") from error
+        return list(reply.counts)
 
     def close(self) -> None:
         self._channel.close()

@@ -37,6 +37,8 @@ class Analyze:
             prompt=state.prompt,
             stop=template.stop,
             max_tokens=state.question.max_tokens or DEFAULT_ANSWER_TOKENS,
+            chat=state.chat,
+            grammar=state.grammar,
         )
         span.set_attributes(
             {

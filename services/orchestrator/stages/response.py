@@ -3,7 +3,6 @@ answer is recorded (for feedback) and measured."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -13,6 +12,7 @@ from opentelemetry.trace import Span
 from raildebug.observability import conventions as conv
 from raildebug.observability.logging import get_logger
 from services.orchestrator import instruments
+from services.orchestrator.citations import cited_labels
 from services.orchestrator.costs import PriceTable
 from services.orchestrator.models import (
     AnsweredRequest,
@@ -23,8 +23,6 @@ from services.orchestrator.models import (
 from services.orchestrator.stage_sequence import DebugState, summary_attributes
 
 log = get_logger(__name__)
-
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 class Respond:
@@ -90,8 +88,8 @@ class Respond:
 def cited_ids(answer: str, passages: list[ContextPassage]) -> list[str]:
     by_label = {p.label: p.id for p in passages}
     cited: list[str] = []
-    for match in _CITATION.finditer(answer):
-        passage_id = by_label.get(f"[{match.group(1)}]")
+    for label in cited_labels(answer):
+        passage_id = by_label.get(f"[{label}]")
         if passage_id and passage_id not in cited:
             cited.append(passage_id)
     return cited
