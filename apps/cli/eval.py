@@ -1,4 +1,5 @@
-"""`raildebug eval retrieval`: score retrieval configurations on a judged query set."""
+"""`raildebug eval retrieval`: score retrieval configurations on a judged query set
+(`raildebug eval answers` lives in eval_answers.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from apps.cli import eval_answers
 from raildebug.errors import RailDebugError
 from raildebug.observability.logging import configure_logging
 from services.retriever.evaluation import (
@@ -57,6 +59,7 @@ def register(commands: Any) -> None:
     )
     retrieval.add_argument("--json", action="store_true", help="print one JSON object")
     retrieval.set_defaults(run=run)
+    eval_answers.register(targets)
 
 
 def _alphas(text: str) -> list[float]:
