@@ -29,6 +29,7 @@ from tqdm import tqdm
 from apps.cli.health import wait_until_serving
 from raildebug.errors import RailDebugError
 from raildebug.grpc_runtime.channels import open_channel
+from raildebug.settings import InferenceSettings
 from raildebug.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2_grpc
 from services.retriever.evaluation import load_corpus
 from services.retriever.wire import document_to_wire
@@ -287,6 +288,8 @@ class LocalServices:
         prefix = f"RAILDEBUG_{service.upper()}_"
         env = {
             **os.environ,
+            # the caller's model cache: models are not fetched again into the scratch directory
+            "RAILDEBUG_INFERENCE_MODEL_CACHE_DIR": str(InferenceSettings().model_cache_dir),
             "RAILDEBUG_DATA_DIR": str(self._work),
             prefix + "HOST": "127.0.0.1",
             prefix + "PORT": str(port),
