@@ -75,6 +75,11 @@ class CannedInference(inference_pb2_grpc.InferenceServicer):
     ) -> inference_pb2.InfoResponse:
         return inference_pb2.InfoResponse(model="canned-gemma", quantization="Q4_K_M")
 
+    def CountTokens(
+        self, request: inference_pb2.CountTokensRequest, context: grpc.ServicerContext
+    ) -> inference_pb2.CountTokensResponse:
+        return inference_pb2.CountTokensResponse(counts=[len(t.split()) for t in request.texts])
+
 
 @pytest.fixture
 def canned() -> Iterator[tuple[CannedInference, InferenceClient]]:

@@ -21,6 +21,7 @@ from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompt_sources import LangfusePromptSource, LocalPromptSource
 from services.orchestrator.prompting import PROMPTS_DIR
 from tests.support.fake_langfuse import FakeLangfuse, fake_langfuse
+from tests.support.prompts import shipped_subset
 from tests.support.scripted_upstreams import ScriptedAnalyzer, ScriptedPassages
 
 TTL_S = 60
@@ -56,7 +57,10 @@ def langfuse() -> Iterator[FakeLangfuse]:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> PromptRegistry:
-    return PromptRegistry(tmp_path / "registry")  # rail_fix@1 at production, staging and dev
+    # As seeded before rail_fix@2 shipped: rail_fix@1 at production, staging and dev.
+    return PromptRegistry(
+        tmp_path / "registry", seed_from=shipped_subset(tmp_path / "shipped", "rail_fix@1")
+    )
 
 
 def source_for(

@@ -13,6 +13,7 @@ from apps.cli.main import main
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompting import PROMPTS_DIR
 from tests.support.fake_langfuse import FakeLangfuse, fake_langfuse
+from tests.support.prompts import shipped_subset
 
 SEED = (PROMPTS_DIR / "rail_fix@1.toml").read_text()
 V2 = SEED.replace("Cause:", "Root cause:")
@@ -29,8 +30,10 @@ def langfuse(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLangfuse]:
 
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
-    """A registry with rail_fix@1 (seed: production, staging, dev) and @2 (staging)."""
-    registry = PromptRegistry(tmp_path / "registry")
+    """A registry with rail_fix@1 (seed: production, staging, dev) and @2 (staging), as one
+    seeded before the shipped rail_fix@2 existed would have."""
+    shipped = shipped_subset(tmp_path / "shipped", "rail_fix@1")
+    registry = PromptRegistry(tmp_path / "registry", seed_from=shipped)
     registry.create("rail_fix", V2, author="ana", message="name the root cause")
     registry.set_label("rail_fix", "staging", 2, actor="ana", reason="try it")
     registry.close()

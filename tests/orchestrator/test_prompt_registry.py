@@ -8,62 +8,107 @@ from pathlib import Path
 import pytest
 
 from raildebug.errors import InvalidRequest, NotFound
-from services.orchestrator.prompt_registry import PromptRegistry
-from services.orchestrator.prompting import PROMPTS_DIR
+from services.orchestrator.prompt_registry import STANDARD_LABELS, PromptRegistry
+from services.orchestrator.prompting import PROMPTS_DIR, load_template
+from tests.support.prompts import shipped_subset
 
 V1 = (PROMPTS_DIR / "rail_fix@1.toml").read_text()
+SHIPPED_V2 = (PROMPTS_DIR / "rail_fix@2.toml").read_text()
 V2 = V1.replace("version = 1", "version = 7").replace("Cause:", "Root cause:")
 
 
-def test_seeded_from_the_shipped_template_with_standard_labels(tmp_path: Path) -> None:
+def test_seeded_from_the_shipped_templates_with_standard_labels_on_the_newest(
+    tmp_path: Path,
+) -> None:
     registry = PromptRegistry(tmp_path)
     assert registry.names() == ["rail_fix"]
-    assert registry.labels("rail_fix") == {"dev": 1, "production": 1, "staging": 1}
-    assert registry.resolve("rail_fix", "production").ref == "rail_fix@1"
-    assert [e.action for e in registry.history("rail_fix")] == ["seed"] * 3
+    assert [(v.version, v.author, v.message) for v in registry.versions("rail_fix")] == [
+        (1, "seed", "imported from rail_fix@1.toml"),
+        (2, "seed", "imported from rail_fix@2.toml"),
+    ]
+    assert (registry.body("rail_fix", 1), registry.body("rail_fix", 2)) == (V1, SHIPPED_V2)
+    assert registry.labels("rail_fix") == {"dev": 2, "production": 2, "staging": 2}
+    assert registry.resolve("rail_fix", "production").ref == "rail_fix@2"
+    seeds = registry.history("rail_fix")
+    assert [(e.action, e.label, e.version, e.reason) for e in seeds] == [
+        ("seed", label, 2, "rail_fix@2.toml") for label in STANDARD_LABELS
+    ]
     # Opening again does not seed twice.
-    assert len(PromptRegistry(tmp_path).versions("rail_fix")) == 1
+    again = PromptRegistry(tmp_path)
+    assert len(again.versions("rail_fix")) == 2
+    assert again.history("rail_fix") == seeds
+
+
+def test_a_registry_seeded_before_a_version_shipped_gains_it_without_its_labels_moving(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "registry"
+    then = shipped_subset(tmp_path / "shipped-then", "rail_fix@1")
+    old = PromptRegistry(directory, seed_from=then)
+    assert [v.version for v in old.versions("rail_fix")] == [1]
+    assert old.labels("rail_fix") == {"dev": 1, "production": 1, "staging": 1}
+    old.set_label("rail_fix", "canary", 1, actor="ana", reason="custom")
+    history = old.history("rail_fix")
+    old.close()
+
+    registry = PromptRegistry(directory)  # the versions shipped today: rail_fix@1 and @2
+    new = registry.versions("rail_fix")[-1]
+    assert (new.version, new.author, new.message) == (2, "seed", "imported from rail_fix@2.toml")
+    assert new.labels == ()
+    assert registry.template("rail_fix", 2) == load_template("rail_fix@2")
+    # Labels stay where they were: moving one is an operator's decision, with an audit entry.
+    assert registry.labels("rail_fix") == {"canary": 1, "dev": 1, "production": 1, "staging": 1}
+    assert registry.resolve("rail_fix", "production").ref == "rail_fix@1"
+    assert registry.history("rail_fix") == history
+    registry.close()
+
+    # Opening again imports nothing more; the new version can then be promoted as usual.
+    registry = PromptRegistry(directory)
+    assert [v.version for v in registry.versions("rail_fix")] == [1, 2]
+    registry.set_label("rail_fix", "staging", 2, actor="ana", reason="try the chat prompt")
+    assert registry.resolve("rail_fix", "staging").ref == "rail_fix@2"
 
 
 def test_create_label_rollback_and_audit(tmp_path: Path) -> None:
-    registry = PromptRegistry(tmp_path)
+    registry = PromptRegistry(tmp_path)  # rail_fix@1, @2 (production, staging, dev)
     version = registry.create("rail_fix", V2, author="ana", message="name the root cause")
-    assert version == 2  # numbered by the registry, whatever the file declares
-    template = registry.template("rail_fix", 2)
-    assert template.ref == "rail_fix@2" and template.source.rstrip().endswith("Root cause:")
+    assert version == 3  # numbered by the registry, whatever the file declares
+    template = registry.template("rail_fix", 3)
+    assert template.ref == "rail_fix@3" and template.source.rstrip().endswith("Root cause:")
 
-    registry.set_label("rail_fix", "staging", 2, actor="ana", reason="try on staging")
-    assert registry.resolve("rail_fix", "staging").ref == "rail_fix@2"
-    assert registry.resolve("rail_fix", "production").ref == "rail_fix@1"
-    registry.set_label("rail_fix", "production", 2, actor="bo", reason="staging looked good")
+    registry.set_label("rail_fix", "staging", 3, actor="ana", reason="try on staging")
+    assert registry.resolve("rail_fix", "staging").ref == "rail_fix@3"
+    assert registry.resolve("rail_fix", "production").ref == "rail_fix@2"
+    registry.set_label("rail_fix", "production", 3, actor="bo", reason="staging looked good")
 
     restored = registry.rollback("rail_fix", "production", actor="cy", reason="worse feedback")
-    assert restored == 1
-    assert registry.resolve("rail_fix", "production").ref == "rail_fix@1"
+    assert restored == 2
+    assert registry.resolve("rail_fix", "production").ref == "rail_fix@2"
 
     moves = registry.history("rail_fix", "production")
     assert [(e.action, e.actor, e.previous_version, e.version, e.reason) for e in moves[-2:]] == [
-        ("label", "bo", 1, 2, "staging looked good"),
-        ("rollback", "cy", 2, 1, "worse feedback"),
+        ("label", "bo", 2, 3, "staging looked good"),
+        ("rollback", "cy", 3, 2, "worse feedback"),
     ]
     assert {v.version: v.labels for v in registry.versions("rail_fix")} == {
-        1: ("dev", "production"),
-        2: ("staging",),
+        1: (),
+        2: ("dev", "production"),
+        3: ("staging",),
     }
 
 
 def test_changes_are_seen_by_another_process_on_the_same_registry(tmp_path: Path) -> None:
-    PromptRegistry(tmp_path).create("rail_fix", V2, author="ana", message="v2")
-    PromptRegistry(tmp_path).set_label("rail_fix", "canary", 2, actor="ana", reason="custom")
-    assert PromptRegistry(tmp_path).resolve("rail_fix", "canary").version == 2
+    version = PromptRegistry(tmp_path).create("rail_fix", V2, author="ana", message="v2")
+    PromptRegistry(tmp_path).set_label("rail_fix", "canary", version, actor="ana", reason="x")
+    assert PromptRegistry(tmp_path).resolve("rail_fix", "canary").version == version == 3
 
 
 def test_diff_shows_the_changed_lines(tmp_path: Path) -> None:
     registry = PromptRegistry(tmp_path)
     registry.create("rail_fix", V2, author="ana", message="v2")
-    diff = registry.diff("rail_fix", 1, 2)
+    diff = registry.diff("rail_fix", 1, 3)
     assert "-Cause:'''" in diff and "+Root cause:'''" in diff
-    assert "-version = 1" in diff and "+version = 2" in diff
+    assert "-version = 1" in diff and "+version = 3" in diff
 
 
 @pytest.mark.parametrize(
@@ -88,7 +133,7 @@ def test_unknown_names_versions_and_labels_say_what_exists(tmp_path: Path) -> No
     registry = PromptRegistry(tmp_path)
     with pytest.raises(NotFound, match="known: \\['rail_fix'\\]"):
         registry.versions("nope")
-    with pytest.raises(NotFound, match="versions: \\[1\\]"):
+    with pytest.raises(NotFound, match="versions: \\[1, 2\\]"):
         registry.set_label("rail_fix", "staging", 9, "a", "x")
     with pytest.raises(NotFound, match="raildebug prompts label"):
         registry.resolve("rail_fix", "qa")

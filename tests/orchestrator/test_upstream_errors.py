@@ -8,7 +8,7 @@ retry-after-ms, passed on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -28,7 +28,12 @@ from raildebug.v1 import (
     retriever_pb2_grpc,
 )
 from services.inference.backend import GenerationBackend
-from services.inference.models import GenerationEvent, GenerationRequest, ModelInfo
+from services.inference.models import (
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    TokenCounts,
+)
 from services.inference.server import SERVICE_NAME as INFERENCE_SERVICE
 from services.inference.server import InferenceServicer
 from services.orchestrator.server import build_server
@@ -148,6 +153,9 @@ class AlwaysFull:
 
     def info(self) -> ModelInfo:
         return ModelInfo("stand-in", "gemma3", "Q4_K_M", 4096, 32768, 4, 4, 16, 0, 0, 18, 2, "")
+
+    def token_counts(self, texts: Sequence[str]) -> TokenCounts:
+        return TokenCounts(tuple(len(text.split()) for text in texts))
 
     def generate(
         self,

@@ -134,7 +134,13 @@ def test_percentile_interpolates() -> None:
 
 
 def test_question_sets_load_and_bad_lines_say_where(tmp_path: Path) -> None:
-    good = {"qid": "a01", "question": "q", "answerable": True, "relevant": ["x"], "nuggets": [["y"]]}
+    good = {
+        "qid": "a01",
+        "question": "q",
+        "answerable": True,
+        "relevant": ["x"],
+        "nuggets": [["y"]],
+    }
     path = tmp_path / "set.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps({"qid": "a02"}) + "\n")
     with pytest.raises(InvalidRequest, match=r"set.jsonl:3: not a judged question"):
