@@ -291,13 +291,52 @@ class RetrieverSettings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="RAILDEBUG_RETRIEVER_")
 
     port: int = Field(RETRIEVER_PORT, description="TCP port of the retriever service.")
+    store_backend: Literal["lancedb", "weaviate"] = Field(
+        "lancedb",
+        description="Where chunks live: lancedb, embedded in store_dir; weaviate, a Weaviate "
+        "server at weaviate_url (replicas can share it).",
+    )
     store_dir: Path = Field(
         default_factory=lambda: default_data_dir() / "store",
-        description="LanceDB directory of the embedded store.",
+        description="LanceDB directory of the embedded store (store_backend=lancedb).",
         json_schema_extra=shown_default("$RAILDEBUG_DATA_DIR/store"),
     )
     max_per_source: int = Field(
         3, ge=0, le=100, description="Passages per source when a search sets none; 0: no cap."
+    )
+    weaviate_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="REST address of the Weaviate server (store_backend=weaviate), no path; "
+        "https also makes its gRPC connection use TLS.",
+    )
+    weaviate_grpc_port: int = Field(
+        50051, ge=1, le=65535, description="gRPC port of that server (same host as the URL)."
+    )
+    weaviate_api_key: SecretStr | None = Field(
+        None,
+        description="API key sent to Weaviate (one of its AUTHENTICATION_APIKEY_ALLOWED_KEYS); "
+        "unset: anonymous access.",
+    )
+    weaviate_collection: str = Field(
+        "RailDebugChunks",
+        pattern=r"^[A-Z][_0-9A-Za-z]*$",
+        description="Collection holding the chunks; its bookkeeping (sources, interrupted "
+        "writes) lives in the same name + State (RailDebugChunksState).",
+    )
+    weaviate_hybrid: Literal["fusion", "native"] = Field(
+        "fusion",
+        description="fusion: our fusion of Weaviate's BM25 and near-vector results, with the "
+        "exact-identifier pins; native: Weaviate's own hybrid query, fused server-side by the "
+        "request's method (relativeScoreFusion or rankedFusion).",
+    )
+    weaviate_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of one Weaviate request (imports get four times it)."
+    )
+    weaviate_startup_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long startup keeps retrying an unreachable Weaviate before the store "
+        "is reported failed.",
     )
 
 

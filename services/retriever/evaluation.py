@@ -22,6 +22,7 @@ from services.retriever.models import (
     DEFAULT_ALPHA,
     MAX_K,
     SERVING_PROFILE,
+    WEAVIATE_NATIVE_PROFILE,
     WEAVIATE_PROFILE,
     FusionMethod,
     RankingProfile,
@@ -59,8 +60,14 @@ class EvalQuery:
     text: str
 
 
-def default_configs(alphas: Iterable[float] = DEFAULT_ALPHAS) -> list[EvalConfig]:
-    """bm25, vector, hybrid (serving), hybrid@<alpha>..., hybrid_ranked, weaviate_default."""
+def default_configs(
+    alphas: Iterable[float] = DEFAULT_ALPHAS, *, native_hybrid: bool = False
+) -> list[EvalConfig]:
+    """bm25, vector, hybrid (serving), hybrid@<alpha>..., hybrid_ranked, weaviate_default.
+
+    With `native_hybrid` (an index on the weaviate store) also weaviate-native-hybrid:
+    weaviate_default's ranking computed by Weaviate's own hybrid query instead of emulated.
+    """
     configs = [
         EvalConfig("bm25", 0.0),
         EvalConfig("vector", 1.0),
@@ -69,6 +76,12 @@ def default_configs(alphas: Iterable[float] = DEFAULT_ALPHAS) -> list[EvalConfig
     configs += [EvalConfig(f"hybrid@{alpha:g}", alpha) for alpha in alphas]
     configs.append(EvalConfig("hybrid_ranked", DEFAULT_ALPHA, FusionMethod.RANKED))
     configs.append(EvalConfig("weaviate_default", WEAVIATE_DEFAULT_ALPHA, profile=WEAVIATE_PROFILE))
+    if native_hybrid:
+        configs.append(
+            EvalConfig(
+                "weaviate-native-hybrid", WEAVIATE_DEFAULT_ALPHA, profile=WEAVIATE_NATIVE_PROFILE
+            )
+        )
     return configs
 
 

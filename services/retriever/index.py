@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from raildebug.domain import PassageFilter
-from raildebug.errors import InvalidRequest, clip
+from raildebug.errors import InvalidRequest, Misconfigured, clip
 from raildebug.limits import (
     MAX_LABEL_CHARS,
     MAX_SOURCE_CHARS,
@@ -56,7 +57,7 @@ from services.retriever.models import (
     SourceDocument,
     StoreStats,
 )
-from services.retriever.ports import ChunkStore, EmbeddingModel, SourceVersion
+from services.retriever.ports import ChunkStore, EmbeddingModel, NativeHybridStore, SourceVersion
 from services.retriever.ranking import exact_match_pins, matched_identifiers, select_passages
 from services.retriever.rerank import Reranker, rerank
 from services.retriever.sources import KINDS, resolve_kind_language
@@ -94,7 +95,7 @@ def content_sha256(doc: SourceDocument) -> str:
 
 
 class RetrievalIndex:
-    """Hybrid (BM25 + vector) retrieval over ingested docs and code, stored in LanceDB."""
+    """Hybrid (BM25 + vector) retrieval over ingested docs and code, in LanceDB or Weaviate."""
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class RetrievalIndex:
         store: ChunkStore | None = None,
         reranker: Reranker | None = None,
         max_per_source: int = DEFAULT_MAX_PER_SOURCE,
+        hybrid: Literal["fusion", "native"] = "fusion",
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -124,6 +126,15 @@ class RetrievalIndex:
             )
         )
         self._write_lock = threading.Lock()  # one ingest/delete at a time; searches never wait
+        # What search() ranks with unless told otherwise (evaluation compares other profiles).
+        self.profile = SERVING_PROFILE
+        if hybrid == "native":
+            if not isinstance(self.store, NativeHybridStore):
+                raise Misconfigured(
+                    "weaviate_hybrid=native needs a store with a native hybrid query; set "
+                    "RAILDEBUG_RETRIEVER_STORE_BACKEND=weaviate or weaviate_hybrid=fusion"
+                )
+            self.profile = replace(SERVING_PROFILE, native_hybrid=True)
 
     # --- ingest -------------------------------------------------------------------------------
 
@@ -336,12 +347,13 @@ class RetrievalIndex:
 
     # --- search -------------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery, profile: RankingProfile = SERVING_PROFILE) -> SearchResult:
+    def search(self, query: SearchQuery, profile: RankingProfile | None = None) -> SearchResult:
         """Top-k passages by fused BM25 + vector score, each with the reasons for its rank.
 
-        `profile` switches ranking safeguards off for evaluation baselines; serving always
-        uses the default.
+        `profile` switches ranking safeguards off for evaluation baselines; serving uses the
+        index's own (self.profile).
         """
+        profile = self.profile if profile is None else profile
         started = time.perf_counter()
         text, fusion, max_per_source = self._validate(query)
         k, alpha = query.k, effective_alpha(text, float(query.alpha), profile)
@@ -350,6 +362,46 @@ class RetrievalIndex:
             instruments.searched(time.perf_counter() - started, alpha, fusion.value, 0, 0)
             return SearchResult([], store_passages=0, took_ms=_ms_since(started), alpha=alpha)
         limit = max(k * OVERSEARCH_FACTOR, MIN_LEG_LIMIT)
+        if profile.native_hybrid:
+            ranked, keyword_chunks = self._native_ranking(
+                text, limit, alpha, fusion, query, profile
+            )
+        else:
+            ranked, keyword_chunks = self._fused_ranking(text, limit, alpha, fusion, query, profile)
+        query_identifiers = identifiers(text)
+        pins = (
+            exact_match_pins(query_identifiers, keyword_chunks, k)
+            if profile.pin_exact_identifiers
+            else {}
+        )
+        if self.reranker is not None:
+            ranked = rerank(self.reranker, text, ranked)
+        selected = select_passages(
+            ranked,
+            k,
+            max_per_source=max_per_source,
+            pinned=pins,
+            drop_near_duplicates=profile.drop_near_duplicates,
+        )
+        passages = [
+            replace(p, exact_matches=matched_identifiers(p.chunk.text, query_identifiers))
+            for p in selected
+        ]
+        instruments.searched(
+            time.perf_counter() - started, alpha, fusion.value, len(passages), total
+        )
+        return SearchResult(passages, store_passages=total, took_ms=_ms_since(started), alpha=alpha)
+
+    def _fused_ranking(
+        self,
+        text: str,
+        limit: int,
+        alpha: float,
+        fusion: FusionMethod,
+        query: SearchQuery,
+        profile: RankingProfile,
+    ) -> tuple[list[ScoredPassage], list[Chunk]]:
+        """Both legs from the store, fused here; also the keyword leg's chunks (for the pins)."""
         # Like Weaviate, a leg whose weight is zero is not run at all.
         keyword_hits = (
             instruments.timed_leg(
@@ -372,29 +424,39 @@ class RetrievalIndex:
             else []
         )
         ranked = _fuse(keyword_hits, vector_hits, alpha, fusion)
-        query_identifiers = identifiers(text)
-        pins = (
-            exact_match_pins(query_identifiers, (chunk for chunk, _ in keyword_hits), k)
-            if profile.pin_exact_identifiers
-            else {}
+        return ranked, [chunk for chunk, _ in keyword_hits]
+
+    def _native_ranking(
+        self,
+        text: str,
+        limit: int,
+        alpha: float,
+        fusion: FusionMethod,
+        query: SearchQuery,
+        profile: RankingProfile,
+    ) -> tuple[list[ScoredPassage], list[Chunk]]:
+        """The store's own hybrid query (Weaviate fuses); its hits also stand in for the pins'
+        keyword leg, which it does not return separately (per-leg scores stay 0)."""
+        store = self.store
+        if not isinstance(store, NativeHybridStore):
+            raise Misconfigured(
+                "native hybrid ranking needs a store with a native hybrid query; set "
+                "RAILDEBUG_RETRIEVER_STORE_BACKEND=weaviate"
+            )
+        hits = instruments.timed_leg(
+            instruments.HYBRID_LEG,
+            lambda: store.native_hybrid_search(
+                text,
+                self.embedder.encode_query(text),
+                limit,
+                alpha,
+                fusion,
+                query.filter,
+                analyzer=profile.analyzer,
+            ),
         )
-        if self.reranker is not None:
-            ranked = rerank(self.reranker, text, ranked)
-        selected = select_passages(
-            ranked,
-            k,
-            max_per_source=max_per_source,
-            pinned=pins,
-            drop_near_duplicates=profile.drop_near_duplicates,
-        )
-        passages = [
-            replace(p, exact_matches=matched_identifiers(p.chunk.text, query_identifiers))
-            for p in selected
-        ]
-        instruments.searched(
-            time.perf_counter() - started, alpha, fusion.value, len(passages), total
-        )
-        return SearchResult(passages, store_passages=total, took_ms=_ms_since(started), alpha=alpha)
+        ranked = [ScoredPassage(chunk, 0.0, 0.0, score) for chunk, score in hits]
+        return ranked, [chunk for chunk, _ in hits]
 
     def _validate(self, query: SearchQuery) -> tuple[str, FusionMethod, int]:
         text = query.text.strip() if isinstance(query.text, str) else ""

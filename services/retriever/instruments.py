@@ -23,6 +23,7 @@ store_chunks = gauge(_meter, conv.METRIC_RETRIEVAL_STORE_CHUNKS)
 
 KEYWORD_LEG = conv.RETRIEVAL_MODE_KEYWORD
 VECTOR_LEG = conv.RETRIEVAL_MODE_VECTOR
+HYBRID_LEG = conv.RETRIEVAL_MODE_HYBRID  # one native hybrid query (Weaviate) instead of both
 
 T = TypeVar("T")
 

@@ -79,6 +79,8 @@ class RankingProfile:
     drop_near_duplicates: bool = True
     # Scale a hybrid alpha (0 < alpha < 1) by 1 - the query's identifier share.
     identifier_weighting: bool = True
+    # Rank with the store's own hybrid query (Weaviate fuses) instead of fusing its two legs.
+    native_hybrid: bool = False
 
 
 SERVING_PROFILE = RankingProfile()
@@ -88,6 +90,14 @@ WEAVIATE_PROFILE = RankingProfile(
     pin_exact_identifiers=False,
     drop_near_duplicates=False,
     identifier_weighting=False,
+)
+# The same ranking fused by Weaviate itself (weaviate store only): checks WEAVIATE_PROFILE.
+WEAVIATE_NATIVE_PROFILE = RankingProfile(
+    analyzer=KeywordAnalyzer.PLAIN,
+    pin_exact_identifiers=False,
+    drop_near_duplicates=False,
+    identifier_weighting=False,
+    native_hybrid=True,
 )
 
 

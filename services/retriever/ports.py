@@ -1,20 +1,21 @@
 """The storage interface RetrievalIndex depends on, so a backend can be swapped.
 
-LanceChunkStore (embedded, on disk) implements it today; a Weaviate store would implement the
-same methods with a collection, a BM25 property holding the analyzed terms, and a vector.
+LanceChunkStore (embedded, on disk) and WeaviateChunkStore (a Weaviate server: a collection, a
+BM25 property holding the analyzed terms, our vectors) implement it; the contract tests in
+tests/retriever/test_store_contract.py hold both to the same behaviour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from raildebug.domain import PassageFilter
-from services.retriever.models import Chunk, KeywordAnalyzer, StoreStats
+from services.retriever.models import Chunk, FusionMethod, KeywordAnalyzer, StoreStats
 
 Hits = list[tuple[Chunk, float]]
 
@@ -88,3 +89,20 @@ class ChunkStore(Protocol):
     def count(self, passage_filter: PassageFilter | None = None) -> int: ...
 
     def stats(self) -> StoreStats: ...
+
+
+@runtime_checkable
+class NativeHybridStore(Protocol):
+    """A store that can also fuse both legs itself (Weaviate's hybrid query)."""
+
+    def native_hybrid_search(
+        self,
+        text: str,
+        vector: npt.NDArray[np.float32],
+        limit: int,
+        alpha: float,
+        fusion: FusionMethod = FusionMethod.RELATIVE_SCORE,
+        passage_filter: PassageFilter | None = None,
+        *,
+        analyzer: KeywordAnalyzer = KeywordAnalyzer.IDENTIFIER,
+    ) -> Hits: ...

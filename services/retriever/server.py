@@ -9,6 +9,7 @@ import grpc
 from raildebug.grpc_runtime.server import CoreHolder, RailDebugServer
 from raildebug.settings import RetrieverSettings
 from raildebug.v1 import retriever_pb2, retriever_pb2_grpc
+from services.retriever.backends import build_index
 from services.retriever.index import RetrievalIndex
 from services.retriever.wire import (
     document_from_wire,
@@ -55,8 +56,5 @@ def build_server(settings: RetrieverSettings) -> RailDebugServer:
     server = RailDebugServer(settings, [SERVICE_NAME])
     index: CoreHolder[RetrievalIndex] = CoreHolder("retrieval store")
     retriever_pb2_grpc.add_RetrieverServicer_to_server(RetrieverServicer(index), server.grpc_server)
-    server.add_core(
-        index,
-        lambda: RetrievalIndex(settings.store_dir, max_per_source=settings.max_per_source),
-    )
+    server.add_core(index, lambda: build_index(settings))
     return server
