@@ -7,7 +7,9 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,11 @@ from tqdm import tqdm
 from apps.cli import eval_answers
 from raildebug.errors import RailDebugError
 from raildebug.observability.logging import configure_logging
+from raildebug.settings import RetrieverSettings
 from services.retriever.evaluation import (
     DEFAULT_ALPHAS,
     METRIC_NAMES,
+    EvalQuery,
     default_configs,
     evaluate,
     judged_queries,
@@ -26,6 +30,8 @@ from services.retriever.evaluation import (
     load_qrels,
     load_queries,
 )
+from services.retriever.models import SourceDocument
+from services.retriever.ports import ChunkStore, EmbeddingModel
 
 
 def register(commands: Any) -> None:
@@ -55,7 +61,17 @@ def register(commands: Any) -> None:
         "--exclude", action="append", default=[], metavar="GLOB", help="folder corpus only"
     )
     retrieval.add_argument(
-        "--store", type=Path, default=None, help="store directory to reuse (default: scratch)"
+        "--store",
+        default="lancedb",
+        help="store backend(s) to rank on, comma-separated for a side-by-side table: lancedb "
+        "(a scratch directory), weaviate (the server of RAILDEBUG_RETRIEVER_WEAVIATE_URL, in a "
+        "scratch collection dropped afterwards; adds Weaviate's native hybrid)",
+    )
+    retrieval.add_argument(
+        "--store-dir",
+        type=Path,
+        default=None,
+        help="LanceDB directory to reuse instead of a scratch one",
     )
     retrieval.add_argument("--json", action="store_true", help="print one JSON object")
     retrieval.set_defaults(run=run)
@@ -72,10 +88,24 @@ def _alphas(text: str) -> list[float]:
     return alphas
 
 
+STORE_BACKENDS = ("lancedb", "weaviate")
+
+
+def _stores(text: str) -> list[str]:
+    stores = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(stores) - set(STORE_BACKENDS))
+    if not stores or unknown or len(set(stores)) != len(stores):
+        raise SystemExit(
+            f"--store expects one or more of {', '.join(STORE_BACKENDS)} (each once), got {text!r}"
+        )
+    return stores
+
+
 def run(args: argparse.Namespace) -> int:
     # stdout carries only the table or the JSON; progress and warnings go to stderr
     configure_logging("eval", level="WARNING", json=False)
-    configs = default_configs(_alphas(args.alphas))
+    alphas = _alphas(args.alphas)
+    stores = _stores(args.store)
     try:
         documents = load_corpus(args.corpus, args.include, args.exclude)
         queries = load_queries(args.queries)
@@ -84,21 +114,60 @@ def run(args: argparse.Namespace) -> int:
     except RailDebugError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from services.retriever.index import RetrievalIndex
+    from services.retriever.embedding import Embedder
 
-    with tempfile.TemporaryDirectory(prefix="raildebug-eval-") as scratch:
-        index = RetrievalIndex(args.store or Path(scratch) / "store")
-        with tqdm(total=len(documents), unit="doc", desc="ingesting", file=sys.stderr) as bar:
-            report = index.ingest(documents, progress=_advance(bar))
-        for failure in report.errors:
-            print(f"  not ingested: {failure.source}: {failure.message}", file=sys.stderr)
-        with tqdm(total=len(configs), unit="config", desc="ranking", file=sys.stderr) as bar:
-            results = evaluate(index, queries, qrels, configs, progress=_advance(bar))
+    embedder = Embedder()
+    results: dict[str, dict[str, float]] = {}
+    for backend in stores:
+        try:
+            ranked = _evaluate_on(backend, args, embedder, documents, queries, qrels, alphas)
+        except RailDebugError as error:
+            print(f"error: {backend}: {error}", file=sys.stderr)
+            return 1
+        prefix = f"{backend}:" if len(stores) > 1 else ""
+        results |= {prefix + name: metrics for name, metrics in ranked.items()}
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=False))
     else:
         print(_table(results, judged=judged))
     return 0
+
+
+def _evaluate_on(
+    backend: str,
+    args: argparse.Namespace,
+    embedder: EmbeddingModel,
+    documents: Sequence[SourceDocument],
+    queries: Sequence[EvalQuery],
+    qrels: dict[str, dict[str, int]],
+    alphas: Sequence[float],
+) -> dict[str, dict[str, float]]:
+    """Ingest into a scratch store of `backend` and score every configuration on it."""
+    from services.retriever.index import RetrievalIndex
+
+    with ExitStack() as cleanup:
+        scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="raildebug-eval-")))
+        store: ChunkStore | None = None
+        if backend == "weaviate":
+            from services.retriever.backends import open_weaviate_store
+            from services.retriever.weaviate_store import WeaviateChunkStore
+
+            name = f"RailDebugEval{uuid.uuid4().hex[:12]}"
+            settings = RetrieverSettings().model_copy(update={"weaviate_collection": name})
+            weaviate = open_weaviate_store(settings, embedder)
+            assert isinstance(weaviate, WeaviateChunkStore)
+            cleanup.callback(weaviate.drop)
+            store = weaviate
+        index = RetrievalIndex(args.store_dir or scratch / "store", embedder=embedder, store=store)
+        desc = f"ingesting ({backend})"
+        with tqdm(total=len(documents), unit="doc", desc=desc, file=sys.stderr) as bar:
+            report = index.ingest(documents, progress=_advance(bar))
+        for failure in report.errors:
+            print(f"  not ingested: {failure.source}: {failure.message}", file=sys.stderr)
+        configs = default_configs(alphas, native_hybrid=backend == "weaviate")
+        desc = f"ranking ({backend})"
+        with tqdm(total=len(configs), unit="config", desc=desc, file=sys.stderr) as bar:
+            return evaluate(index, queries, qrels, configs, progress=_advance(bar))
 
 
 def _advance(bar: tqdm[Any]) -> Callable[[int], None]:

@@ -14,6 +14,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from apps.cli.health import wait_until_serving
+from apps.cli.local_servers import (
+    JaegerPorts,
+    ServerNotBuilt,
+    WeaviatePorts,
+    start_jaeger,
+    start_weaviate,
+)
 from raildebug.settings import SERVICE_SETTINGS, CommonSettings
 
 # Start order: the orchestrator last, so its upstreams are already listening.
@@ -39,6 +46,18 @@ def register(commands: Any) -> None:
         type=Path,
         default=None,
         help="stores, model cache, feedback and logs (RAILDEBUG_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--weaviate",
+        action="store_true",
+        help="also run a local weaviate-server (REST 8080, gRPC 50052; data in DATA_DIR/weaviate) "
+        "and point the retriever at it (store_backend=weaviate)",
+    )
+    parser.add_argument(
+        "--jaeger",
+        action="store_true",
+        help="also run Jaeger all-in-one (OTLP in on 4317, traces in memory) and export every "
+        "service's traces to it; read them at http://127.0.0.1:16686/api/traces?service=...",
     )
     parser.add_argument("--ready-timeout", type=float, default=300.0)
     parser.set_defaults(run=run)
@@ -86,6 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
+    data_dir = args.data_dir or CommonSettings().data_dir
+    try:
+        processes |= _start_companions(args, data_dir, env)
+    except (ServerNotBuilt, RuntimeError) as error:
+        print(f"raildebug up: {error}", file=sys.stderr)
+        stop_all()
+        _wait_all(processes)
+        return 1
     for service in _ORDER:
         log_file = (log_dir / f"{service}.log").open("ab")
         processes[service] = subprocess.Popen(
@@ -125,6 +152,32 @@ def run(args: argparse.Namespace) -> int:
                 break
         time.sleep(0.5)
     return _wait_all(processes)
+
+
+def _start_companions(
+    args: argparse.Namespace, data_dir: Path, env: dict[str, str]
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Weaviate and Jaeger when asked for, started before the services that use them; `env`
+    (the services' environment) is pointed at them."""
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    if args.jaeger:
+        ports = JaegerPorts()
+        started["jaeger"] = start_jaeger(data_dir / "jaeger", ports)
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{ports.otlp_grpc}"
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+        print(
+            f"jaeger ready: traces at http://127.0.0.1:{ports.query_http}/api/traces"
+            "?service=raildebug-orchestrator",
+            file=sys.stderr,
+        )
+    if args.weaviate:
+        weaviate = WeaviatePorts()
+        started["weaviate"] = start_weaviate(data_dir / "weaviate", weaviate)
+        env["RAILDEBUG_RETRIEVER_STORE_BACKEND"] = "weaviate"
+        env["RAILDEBUG_RETRIEVER_WEAVIATE_URL"] = f"http://127.0.0.1:{weaviate.http}"
+        env["RAILDEBUG_RETRIEVER_WEAVIATE_GRPC_PORT"] = str(weaviate.grpc)
+        print(f"weaviate ready at http://127.0.0.1:{weaviate.http}", file=sys.stderr)
+    return started
 
 
 def _wait_all(processes: dict[str, subprocess.Popen[bytes]], grace_s: float = 30.0) -> int:
