@@ -304,6 +304,12 @@ class RetrieverSettings(ServerSettings):
     max_per_source: int = Field(
         3, ge=0, le=100, description="Passages per source when a search sets none; 0: no cap."
     )
+    store_check_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often a loaded retriever checks its store answers (Weaviate); health "
+        "reports NOT_SERVING while it does not, SERVING again once it does.",
+    )
     weaviate_url: str = Field(
         "http://127.0.0.1:8080",
         description="REST address of the Weaviate server (store_backend=weaviate), no path; "

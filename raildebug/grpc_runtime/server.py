@@ -169,6 +169,35 @@ class RailDebugServer:
         thread.start()
         return thread
 
+    def watch_dependency(
+        self, what: str, check: Callable[[], None], interval_s: float
+    ) -> threading.Thread:
+        """Once every core has loaded, run `check` every `interval_s`: health reports
+        NOT_SERVING while it raises (a store server gone) and SERVING again once it passes, so
+        probes and balancers stop sending work a replica cannot do and resume by themselves."""
+
+        def run() -> None:
+            healthy = True
+            while not self._stopped.wait(interval_s):
+                if self._pending_loads:
+                    continue
+                try:
+                    check()
+                except Exception as error:
+                    if healthy:
+                        log.warning("dependency down", dependency=what, error=str(error)[:300])
+                        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+                    healthy = False
+                    continue
+                if not healthy and not self._stopped.is_set():
+                    log.info("dependency back", dependency=what)
+                    self._set_health(health_pb2.HealthCheckResponse.SERVING)
+                healthy = True
+
+        thread = threading.Thread(target=run, name=f"watch-{what}", daemon=True)
+        thread.start()
+        return thread
+
     def mark_serving(self) -> None:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
 

@@ -90,6 +90,10 @@ class ChunkStore(Protocol):
 
     def stats(self) -> StoreStats: ...
 
+    def ping(self) -> None:
+        """Raise NotReady when the store cannot serve (its server is unreachable)."""
+        ...
+
 
 @runtime_checkable
 class NativeHybridStore(Protocol):

@@ -57,4 +57,7 @@ def build_server(settings: RetrieverSettings) -> RailDebugServer:
     index: CoreHolder[RetrievalIndex] = CoreHolder("retrieval store")
     retriever_pb2_grpc.add_RetrieverServicer_to_server(RetrieverServicer(index), server.grpc_server)
     server.add_core(index, lambda: build_index(settings))
+    server.watch_dependency(
+        "retrieval store", lambda: index.get().store.ping(), settings.store_check_interval_s
+    )
     return server

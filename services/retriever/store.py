@@ -504,6 +504,9 @@ class LanceChunkStore:
         where = build_where(passage_filter) if passage_filter is not None else None
         return int(table.count_rows(where) if where else table.count_rows())
 
+    def ping(self) -> None:
+        """Embedded: the store is this process's own directory, nothing to reach."""
+
     def stats(self) -> StoreStats:
         """Counts for the Stats RPC and health checks (scans two narrow columns)."""
         table = self._table

@@ -409,6 +409,9 @@ class WeaviateChunkStore:
         self._insert_batch = insert_batch_size
         self._writer = uuid.uuid4().hex  # names this process's journals in the log
         self._write_lock = threading.Lock()
+        # Why the server counts as down (set and cleared by ping(), which the retriever's health
+        # watch runs); None: up.
+        self._down: str | None = None
         self._client = self._connect(api_key, grpc_port, timeout_s)
         try:
             self._open()
@@ -446,6 +449,23 @@ class WeaviateChunkStore:
         """Close the connections (searches after this fail with NotReady)."""
         self._client.close()
 
+    def ping(self) -> None:
+        """Raise WeaviateUnavailable unless the server reports ready (a cheap REST call)."""
+        try:
+            ready = bool(self._client.is_ready())
+        except WeaviateBaseError as error:
+            failure = self._domain_error(error, "checking it is ready")
+            if isinstance(failure, WeaviateUnavailable):
+                self._down = str(failure)
+            raise failure from error
+        if not ready:
+            self._down = (
+                f"Weaviate at {self.url} is not ready; start it or fix "
+                "RAILDEBUG_RETRIEVER_WEAVIATE_URL, then retry"
+            )
+            raise WeaviateUnavailable(self._down)
+        self._down = None
+
     def drop(self) -> None:
         """Delete both collections (the chunks and their bookkeeping), then close: for scratch
         collections such as an evaluation's; a serving store is never dropped."""
@@ -455,7 +475,11 @@ class WeaviateChunkStore:
 
     @contextmanager
     def _talking(self, what: str) -> Iterator[None]:
-        """Turn the client's errors into domain errors whose message says what to do."""
+        """Turn the client's errors into domain errors whose message says what to do; while
+        the last ping found the server down, fail at once instead of waiting out a timeout."""
+        down = self._down
+        if down is not None:
+            raise WeaviateUnavailable(f"{down} (while {what})")
         try:
             yield
         except RailDebugError:

@@ -6,17 +6,14 @@ loopback addresses with the same port, as two pods behind one Service name would
 from __future__ import annotations
 
 import collections
-import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from raildebug.grpc_runtime.channels import open_channel
@@ -27,26 +24,10 @@ from raildebug.v1 import retriever_pb2, retriever_pb2_grpc
 from services.retriever.index import RetrievalIndex
 from services.retriever.models import SourceDocument
 from services.retriever.server import SERVICE_NAME, RetrieverServicer
+from tests.support.embedding import HashEmbedder
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.service
-
-
-class HashEmbedder:
-    """Deterministic unit vectors: these tests count calls, they do not judge retrieval."""
-
-    model_name = "hash-test"
-    dimension = 16
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int | None = None
-    ) -> npt.NDArray[np.float32]:
-        return np.stack([self.encode_query(t) for t in texts])
-
-    def encode_query(self, text: str) -> npt.NDArray[np.float32]:
-        raw = np.frombuffer(hashlib.sha256(text.encode()).digest()[:16], dtype=np.uint8)
-        vector = raw.astype(np.float32) + 1.0
-        return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 @contextmanager

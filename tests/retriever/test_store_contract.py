@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from raildebug.domain import PassageFilter
@@ -21,8 +20,7 @@ from services.retriever.chunking import chunk_document
 from services.retriever.models import Chunk, KeywordAnalyzer, SourceDocument
 from services.retriever.ports import ChunkStore, SourceVersion
 from services.retriever.store import LanceChunkStore
-
-DIM = 16
+from tests.support.embedding import DIM, HashEmbedder
 
 POINTS = """\
 # Points
@@ -49,25 +47,6 @@ BRAKE = """\
 
 The brake supervision latched the emergency brake while parked.
 """
-
-
-class HashEmbedder:
-    """Deterministic unit vectors from a hash: the store tests judge storage, not semantics."""
-
-    model_name = "hash-test"
-    dimension = DIM
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int | None = None
-    ) -> npt.NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        return np.stack([self.encode_query(t) for t in texts])
-
-    def encode_query(self, text: str) -> npt.NDArray[np.float32]:
-        raw = np.frombuffer(hashlib.sha256(text.encode()).digest()[:DIM], dtype=np.uint8)
-        vector = raw.astype(np.float32) - 127.5
-        return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 EMBEDDER = HashEmbedder()
