@@ -33,7 +33,9 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +130,17 @@ def main() -> int:
     parser.add_argument("--embed-sample", type=int, default=512)
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--store",
+        default="lancedb",
+        help="comma-separated: lancedb, weaviate (the server of RAILDEBUG_RETRIEVER_WEAVIATE_URL, "
+        "a scratch collection); with weaviate, results go to retrieval_bench_stores.{json,png}",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    stores = [s.strip() for s in args.store.split(",") if s.strip()]
+    if not stores or set(stores) - {"lancedb", "weaviate"}:
+        parser.error(f"--store takes lancedb and/or weaviate, got {args.store!r}")
     process = psutil.Process()
 
     model = Embedder()
@@ -157,53 +168,10 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     for size in sizes:
         synthetic = synthetic_documents([c.text for c in real_chunks], size)
-        with tempfile.TemporaryDirectory(prefix="raildebug-bench-") as scratch:
-            index = RetrievalIndex(Path(scratch), embedder=stand_in, batch_size=2048)
-            with tqdm(total=len(synthetic), unit="doc", desc=f"ingest {size}") as bar:
-                started = time.perf_counter()
-                report = index.ingest(synthetic, progress=lambda done: _advance(bar, done))
-                ingest_s = time.perf_counter() - started
-            chunks = report.chunks_written
-            store_rate = chunks / ingest_s
-            for mode, alpha in MODES.items():
-                for text in queries[:3]:  # warm caches and file handles
-                    index.search(SearchQuery(text, k=10, alpha=alpha))
-                latencies: list[float] = []
-                for _ in range(args.repeats):
-                    for text in tqdm(queries, desc=f"{mode} @ {size}", leave=False):
-                        started = time.perf_counter()
-                        index.search(SearchQuery(text, k=10, alpha=alpha))
-                        latencies.append((time.perf_counter() - started) * 1000)
-                rows.append(
-                    {
-                        "chunks": chunks,
-                        "mode": mode,
-                        "p50_ms": percentile(latencies, 50),
-                        "p95_ms": percentile(latencies, 95),
-                        "queries": len(latencies),
-                    }
-                )
-            store = index.store
-            assert isinstance(store, LanceChunkStore)
-            overlap, covered = [], []
-            for text in dict.fromkeys(queries):
-                approx = [c.id for c, _ in store.vector_search(query_vectors[text], LEG_DEPTH)]
-                exact = {c.id for c, _ in store.vector_search(query_vectors[text], 10, exact=True)}
-                overlap.append(len(set(approx[:10]) & exact) / 10)
-                covered.append(len(set(approx) & exact) / 10)
-            rows.append(
-                {
-                    "chunks": chunks,
-                    "mode": "ingest",
-                    "vector_index": store.has_vector_index(),
-                    "ann_recall_at_10": float(np.mean(overlap)),
-                    "ann_exact_top10_in_leg": float(np.mean(covered)),
-                    "store_chunks_per_s": store_rate,
-                    "with_embedding_chunks_per_s": 1 / (1 / store_rate + 1 / embed_rate),
-                    "ingest_s": ingest_s,
-                    "rss_mib": process.memory_info().rss / 2**20,
-                }
-            )
+        for backend in stores:
+            with scratch_store(backend, stand_in) as index:
+                rows += measure(index, backend, synthetic, queries, query_vectors, args, embed_rate)
+                rows[-1]["rss_mib"] = process.memory_info().rss / 2**20
     result = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -217,13 +185,99 @@ def main() -> int:
             "query_p95_ms": percentile(query_ms, 95),
         },
         "synthetic_vectors": True,
+        "stores": stores,
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retrieval_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "retrieval_bench_stores" if "weaviate" in stores else "retrieval_bench"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    plot(result, RESULTS / "retrieval_bench.png")
+    plot(result, RESULTS / f"{name}.png")
     return 0
+
+
+@contextmanager
+def scratch_store(backend: str, embedder: TemplateVectors) -> Iterator[RetrievalIndex]:
+    """An empty index on `backend`: a temporary LanceDB directory, or a scratch collection on
+    the configured Weaviate server, dropped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="raildebug-bench-") as scratch:
+        if backend == "lancedb":
+            yield RetrievalIndex(Path(scratch), embedder=embedder, batch_size=2048)
+            return
+        from raildebug.settings import RetrieverSettings
+        from services.retriever.backends import open_weaviate_store
+        from services.retriever.weaviate_store import WeaviateChunkStore
+
+        name = f"RailDebugBench{uuid.uuid4().hex[:12]}"
+        settings = RetrieverSettings().model_copy(update={"weaviate_collection": name})
+        store = open_weaviate_store(settings, embedder)
+        assert isinstance(store, WeaviateChunkStore)
+        try:
+            yield RetrievalIndex(Path(scratch), embedder=embedder, store=store, batch_size=2048)
+        finally:
+            store.drop()
+
+
+def measure(
+    index: RetrievalIndex,
+    backend: str,
+    synthetic: list[SourceDocument],
+    queries: list[str],
+    query_vectors: dict[str, Matrix],
+    args: argparse.Namespace,
+    embed_rate: float,
+) -> list[dict[str, Any]]:
+    """Ingest `synthetic`, then time every mode's queries: one row per mode, then the ingest row."""
+    rows: list[dict[str, Any]] = []
+    size = len(synthetic) * CHUNKS_PER_DOC
+    with tqdm(total=len(synthetic), unit="doc", desc=f"ingest {size} ({backend})") as bar:
+        started = time.perf_counter()
+        report = index.ingest(synthetic, progress=lambda done: _advance(bar, done))
+        ingest_s = time.perf_counter() - started
+    chunks = report.chunks_written
+    store_rate = chunks / ingest_s
+    for mode, alpha in MODES.items():
+        for text in queries[:3]:  # warm caches and file handles
+            index.search(SearchQuery(text, k=10, alpha=alpha))
+        latencies: list[float] = []
+        for _ in range(args.repeats):
+            for text in tqdm(queries, desc=f"{mode} @ {size} ({backend})", leave=False):
+                started = time.perf_counter()
+                index.search(SearchQuery(text, k=10, alpha=alpha))
+                latencies.append((time.perf_counter() - started) * 1000)
+        rows.append(
+            {
+                "store": backend,
+                "chunks": chunks,
+                "mode": mode,
+                "p50_ms": percentile(latencies, 50),
+                "p95_ms": percentile(latencies, 95),
+                "queries": len(latencies),
+            }
+        )
+    ingest: dict[str, Any] = {
+        "store": backend,
+        "chunks": chunks,
+        "mode": "ingest",
+        "store_chunks_per_s": store_rate,
+        "with_embedding_chunks_per_s": 1 / (1 / store_rate + 1 / embed_rate),
+        "ingest_s": ingest_s,
+    }
+    store = index.store
+    if isinstance(store, LanceChunkStore):  # the ANN index's recall against an exact scan
+        overlap, covered = [], []
+        for text in dict.fromkeys(queries):
+            approx = [c.id for c, _ in store.vector_search(query_vectors[text], LEG_DEPTH)]
+            exact = {c.id for c, _ in store.vector_search(query_vectors[text], 10, exact=True)}
+            overlap.append(len(set(approx[:10]) & exact) / 10)
+            covered.append(len(set(approx) & exact) / 10)
+        ingest |= {
+            "vector_index": store.has_vector_index(),
+            "ann_recall_at_10": float(np.mean(overlap)),
+            "ann_exact_top10_in_leg": float(np.mean(covered)),
+        }
+    rows.append(ingest)
+    return rows
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -233,21 +287,29 @@ def print_table(result: dict[str, Any]) -> None:
         f"query p50 {embedding['query_p50_ms']:.1f} ms / p95 {embedding['query_p95_ms']:.1f} ms"
     )
     rows = result["rows"]
-    print(f"\n{'chunks':>8}  {'mode':<7} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"\n{'store':<9} {'chunks':>8}  {'mode':<7} {'p50 ms':>8} {'p95 ms':>8}")
     for row in rows:
         if row["mode"] != "ingest":
-            print(f"{row['chunks']:>8}  {row['mode']:<7} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f}")
+            print(
+                f"{row['store']:<9} {row['chunks']:>8}  {row['mode']:<7} {row['p50_ms']:8.1f} "
+                f"{row['p95_ms']:8.1f}"
+            )
     print(
-        f"\n{'chunks':>8}  {'store/s':>9} {'+embed/s':>9} {'ingest s':>9} {'RSS MiB':>8} "
-        f"{'ANN index':>9} {'ANN R@10':>8} {'top10 in leg':>12}"
+        f"\n{'store':<9} {'chunks':>8}  {'store/s':>9} {'+embed/s':>9} {'ingest s':>9} "
+        f"{'RSS MiB':>8} {'ANN index':>9} {'ANN R@10':>8} {'top10 in leg':>12}"
     )
     for row in rows:
         if row["mode"] == "ingest":
-            print(
-                f"{row['chunks']:>8}  {row['store_chunks_per_s']:9.0f} "
-                f"{row['with_embedding_chunks_per_s']:9.1f} {row['ingest_s']:9.1f} "
-                f"{row['rss_mib']:8.0f} {row['vector_index']!s:>9} {row['ann_recall_at_10']:8.3f} "
+            ann = (
+                f"{row['vector_index']!s:>9} {row['ann_recall_at_10']:8.3f} "
                 f"{row['ann_exact_top10_in_leg']:12.3f}"
+                if "vector_index" in row
+                else f"{'(server)':>9} {'-':>8} {'-':>12}"
+            )
+            print(
+                f"{row['store']:<9} {row['chunks']:>8}  {row['store_chunks_per_s']:9.0f} "
+                f"{row['with_embedding_chunks_per_s']:9.1f} {row['ingest_s']:9.1f} "
+                f"{row['rss_mib']:8.0f} {ann}"
             )
 
 
@@ -258,15 +320,22 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in result["rows"] if r["mode"] != "ingest"]
-    sizes = sorted({int(r["chunks"]) for r in rows})
+    stores = result.get("stores", ["lancedb"])
     fig, ax = plt.subplots(figsize=(7, 4))
-    for mode in MODES:
-        for stat, style in (("p50_ms", "-o"), ("p95_ms", "--s")):
-            values = [
-                next(float(r[stat]) for r in rows if r["mode"] == mode and r["chunks"] == s)
-                for s in sizes
-            ]
-            ax.plot(sizes, values, style, label=f"{mode} {stat[:3]}")
+    for backend in stores:
+        for mode in MODES:
+            mine = sorted(
+                (r for r in rows if r.get("store", "lancedb") == backend and r["mode"] == mode),
+                key=lambda r: int(r["chunks"]),
+            )
+            for stat, style in (("p50_ms", "-o"), ("p95_ms", "--s")):
+                label = f"{backend} {mode} {stat[:3]}" if len(stores) > 1 else f"{mode} {stat[:3]}"
+                ax.plot(
+                    [int(r["chunks"]) for r in mine],
+                    [float(r[stat]) for r in mine],
+                    style,
+                    label=label,
+                )
     ax.axhline(50, color="grey", linewidth=0.8, label="p95 target (hybrid)")
     ax.set_xscale("log")
     ax.set_xlabel("chunks in store")

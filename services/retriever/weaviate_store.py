@@ -396,6 +396,7 @@ class WeaviateChunkStore:
         collection: str = DEFAULT_COLLECTION,
         api_key: str | None = None,
         grpc_port: int = DEFAULT_GRPC_PORT,
+        grpc_host: str = "",
         timeout_s: float = 30.0,
         insert_batch_size: int = INSERT_BATCH,
     ) -> None:
@@ -412,7 +413,7 @@ class WeaviateChunkStore:
         # Why the server counts as down (set and cleared by ping(), which the retriever's health
         # watch runs); None: up.
         self._down: str | None = None
-        self._client = self._connect(api_key, grpc_port, timeout_s)
+        self._client = self._connect(api_key, grpc_host, grpc_port, timeout_s)
         try:
             self._open()
         except BaseException:
@@ -421,7 +422,10 @@ class WeaviateChunkStore:
 
     # --- connection -----------------------------------------------------------------------------
 
-    def _connect(self, api_key: str | None, grpc_port: int, timeout_s: float) -> Any:
+    def _connect(
+        self, api_key: str | None, grpc_host: str, grpc_port: int, timeout_s: float
+    ) -> Any:
+        """REST at the URL; gRPC at grpc_host (default: the URL's host), TLS when https."""
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("",):
             raise Misconfigured(
@@ -434,7 +438,7 @@ class WeaviateChunkStore:
                 http_host=parts.hostname,
                 http_port=parts.port or (443 if secure else 80),
                 http_secure=secure,
-                grpc_host=parts.hostname,
+                grpc_host=grpc_host or parts.hostname,
                 grpc_port=grpc_port,
                 grpc_secure=secure,
                 auth_credentials=Auth.api_key(api_key) if api_key else None,

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from raildebug.grpc_runtime.server import LIVENESS_SERVICE
+
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 GPU = "nvidia.com/gpu"
 SECRETISH = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE)
@@ -73,6 +75,11 @@ def probe_problems(name: str, pod: dict[str, Any]) -> list[str]:
                 problems.append(f"{name}/{container['name']}: {probe} is not a native gRPC probe")
             elif spec["grpc"]["port"] not in ports:
                 problems.append(f"{name}/{container['name']}: {probe} probes an unexposed port")
+            elif probe == "livenessProbe" and spec["grpc"].get("service") != LIVENESS_SERVICE:
+                problems.append(
+                    f"{name}/{container['name']}: livenessProbe must ask for {LIVENESS_SERVICE}, "
+                    "or a dependency outage restarts the pod"
+                )
     return problems
 
 

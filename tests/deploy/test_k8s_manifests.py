@@ -31,12 +31,8 @@ from tests.support.paths import REPO_ROOT
 
 Rendered = dict[str, list[dict[str, Any]]]
 PROMPTS_DIR = REPO_ROOT / "services" / "orchestrator" / "prompts"
-# Variables the manifests set that are not (yet) RAILDEBUG_* settings: the Weaviate connection
-# is configuration for the production store.
-NON_SETTINGS_ENV = {
-    "RAILDEBUG_RETRIEVER_WEAVIATE_URL",
-    "RAILDEBUG_RETRIEVER_WEAVIATE_API_KEY",
-}
+# Variables the manifests set that are not RAILDEBUG_* settings (none today: every one is).
+NON_SETTINGS_ENV: set[str] = set()
 SETTINGS: dict[str, tuple[str, type[ServerSettings]]] = {
     "orchestrator": ("RAILDEBUG_ORCHESTRATOR_", OrchestratorSettings),
     "retriever": ("RAILDEBUG_RETRIEVER_", RetrieverSettings),
@@ -354,7 +350,21 @@ def test_retriever_store_is_persistent_and_prod_can_use_weaviate(rendered: Rende
         headless = find(objects, "Service", retriever["spec"]["serviceName"])
         assert headless["spec"]["clusterIP"] == "None"
     prod = rendered["gpu-prod"]
-    assert config_map(prod, "retriever-settings")["data"]["RAILDEBUG_RETRIEVER_WEAVIATE_URL"]
+    settings = config_map(prod, "retriever-settings")["data"]
+    assert settings["RAILDEBUG_RETRIEVER_STORE_BACKEND"] == "weaviate"
+    weaviate = RetrieverSettings.model_validate(
+        {
+            k.removeprefix("RAILDEBUG_RETRIEVER_").lower(): v
+            for k, v in settings.items()
+            if k.startswith("RAILDEBUG_RETRIEVER_WEAVIATE_")
+        }
+    )
+    assert weaviate.weaviate_url.startswith("http://weaviate.")
+    assert weaviate.weaviate_grpc_host.startswith("weaviate-grpc.")
+    assert (
+        "RAILDEBUG_RETRIEVER_STORE_BACKEND"
+        not in config_map(rendered["cpu-dev"], "retriever-settings")["data"]
+    )  # one machine: the embedded LanceDB default
     env = {e["name"]: e for e in container(prod, "StatefulSet", "retriever")["env"]}
     key_ref = env["RAILDEBUG_RETRIEVER_WEAVIATE_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert key_ref == {"name": "raildebug-weaviate", "key": "api-key"}

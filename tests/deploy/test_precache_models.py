@@ -32,7 +32,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bakes_the_gguf_and_loads_the_embedding_model_offline(tmp_path: Path) -> None:
     models = tmp_path / "models"
     result = run(
-        "--gguf-dir", str(models), "--check-embeddings", "--manifest", str(models / "m.json")
+        "--gguf-dir",
+        str(models),
+        "--model",
+        "gemma-3-270m",
+        "--check-embeddings",
+        "--manifest",
+        str(models / "m.json"),
     )
     assert result.returncode == 0, result.stderr
     gguf = models / packaged_gemma.MODEL_NAME
@@ -40,7 +46,7 @@ def test_bakes_the_gguf_and_loads_the_embedding_model_offline(tmp_path: Path) ->
     assert digest == packaged_gemma.EXPECTED_SHA256
     manifest = json.loads((models / "m.json").read_text(encoding="utf-8"))
     assert manifest[0] == {
-        "model": packaged_gemma.MODEL_NAME,
+        "model": "gemma-3-270m",
         "path": str(gguf),
         "sha256": digest,
     }
@@ -48,12 +54,19 @@ def test_bakes_the_gguf_and_loads_the_embedding_model_offline(tmp_path: Path) ->
     assert json.loads(result.stdout) == manifest
 
 
-def test_a_corrupt_cached_gguf_fails_the_build(tmp_path: Path) -> None:
-    (tmp_path / packaged_gemma.MODEL_NAME).write_bytes(b"GGUF but truncated")
-    result = run("--gguf-dir", str(tmp_path))
+def test_a_truncated_cached_gguf_is_assembled_again_and_verified(tmp_path: Path) -> None:
+    stale = tmp_path / packaged_gemma.MODEL_NAME
+    stale.write_bytes(b"GGUF but truncated")
+    result = run("--gguf-dir", str(tmp_path), "--model", "gemma-3-270m")
+    assert result.returncode == 0, result.stderr
+    assert hashlib.sha256(stale.read_bytes()).hexdigest() == packaged_gemma.EXPECTED_SHA256
+
+
+def test_an_unknown_model_fails_the_build_naming_the_catalog(tmp_path: Path) -> None:
+    result = run("--gguf-dir", str(tmp_path), "--model", "gpt-nine")
     assert result.returncode == 1
-    assert "precache failed" in result.stderr and "is truncated (18 of" in result.stderr
-    assert "run `raildebug models fetch gemma-3-270m`" in result.stderr
+    assert "precache failed" in result.stderr and "gpt-nine" in result.stderr
+    assert "raildebug models list" in result.stderr
 
 
 def test_refuses_to_do_nothing() -> None:
