@@ -71,7 +71,7 @@ class WeaviatePorts:
     defaults are (7946/7947, 8300/8301); with scattered ones a single node never elected itself."""
 
     http: int = 8080
-    grpc: int = 50052  # Weaviate's default 50051 is the orchestrator's
+    grpc: int = 50071  # Weaviate's default 50051 is the orchestrator's, 50052-3 ours too
     gossip: int = 7946
     raft: int = 8300
 

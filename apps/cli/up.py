@@ -50,7 +50,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--weaviate",
         action="store_true",
-        help="also run a local weaviate-server (REST 8080, gRPC 50052; data in DATA_DIR/weaviate) "
+        help="also run a local weaviate-server (REST 8080, gRPC 50071; data in DATA_DIR/weaviate) "
         "and point the retriever at it (store_backend=weaviate)",
     )
     parser.add_argument(
