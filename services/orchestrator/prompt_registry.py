@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 
 from raildebug.errors import InvalidRequest, NotFound
 from services.orchestrator.prompting import (
@@ -82,8 +83,17 @@ class AuditEntry:
     reason: str
 
 
+# Where a registry imports the shipped versions from unless told otherwise (read when a registry
+# opens, so a test can point every registry, the CLI's too, at a subset of them).
+SHIPPED_PROMPTS: Path = PROMPTS_DIR
+
+
 class PromptRegistry:
-    def __init__(self, directory: Path, seed_from: Path | None = PROMPTS_DIR) -> None:
+    def __init__(self, directory: Path, seed_from: Path | EllipsisType | None = ...) -> None:
+        """`seed_from`: a directory of shipped template files (default SHIPPED_PROMPTS); None:
+        import nothing."""
+        if isinstance(seed_from, EllipsisType):
+            seed_from = SHIPPED_PROMPTS
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "prompts.sqlite3"
         self._db = sqlite3.connect(

@@ -135,7 +135,7 @@ def test_one_trace_spans_orchestrator_retriever_and_inference(
     retrieved = retrieval[conv.ATTR_RETRIEVAL_PASSAGES]
     assert isinstance(retrieved, int) and retrieved >= shown > 0  # the token budget may cut
     prompt = by_name["debug.prompt"].attributes or {}
-    assert prompt[conv.ATTR_PROMPT_VERSION] == "rail_fix@2"  # production: the chat prompt
+    assert prompt[conv.ATTR_PROMPT_VERSION] == "rail_fix@3"  # production: the chat prompt
     assert prompt[conv.ATTR_PROMPT_PASSAGES] == shown
     analysis = by_name["debug.analysis"].attributes or {}
     assert analysis[conv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] == summary.usage.completion_tokens
@@ -156,4 +156,4 @@ def test_one_trace_spans_orchestrator_retriever_and_inference(
 
     (feedback,) = [s for s in exporter.get_finished_spans() if s.name == "feedback"]
     assert feedback.attributes[conv.ATTR_FEEDBACK_SCORE] == 0.5  # type: ignore[index]
-    assert feedback.attributes[conv.ATTR_PROMPT_VERSION] == "rail_fix@2"  # type: ignore[index]
+    assert feedback.attributes[conv.ATTR_PROMPT_VERSION] == "rail_fix@3"  # type: ignore[index]

@@ -20,7 +20,7 @@ def test_unreachable_langfuse_falls_back_to_the_local_prompt(tmp_path: Path) -> 
         cache_ttl_s=60,
     )
     template = source.resolve("rail_fix", "production")
-    assert template.ref == "rail_fix@2"  # the newest shipped version
+    assert template.ref == "rail_fix@3"  # the newest shipped version
     assert template.source == registry.resolve("rail_fix", "production").source
     # While Langfuse is considered down, the local registry answers directly.
-    assert source.resolve("rail_fix", "staging").ref == "rail_fix@2"
+    assert source.resolve("rail_fix", "staging").ref == "rail_fix@3"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from apps.cli.main import main
+from services.orchestrator import prompt_registry
 from services.orchestrator.prompt_registry import PromptRegistry
 from services.orchestrator.prompting import PROMPTS_DIR
 from tests.support.fake_langfuse import FakeLangfuse, fake_langfuse
@@ -29,11 +30,13 @@ def langfuse(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLangfuse]:
 
 
 @pytest.fixture
-def directory(tmp_path: Path) -> Path:
+def directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A registry with rail_fix@1 (seed: production, staging, dev) and @2 (staging), as one
-    seeded before the shipped rail_fix@2 existed would have."""
+    seeded when rail_fix@1 was the only shipped version; every registry the test opens (the
+    CLI's too) sees only that version shipped."""
     shipped = shipped_subset(tmp_path / "shipped", "rail_fix@1")
-    registry = PromptRegistry(tmp_path / "registry", seed_from=shipped)
+    monkeypatch.setattr(prompt_registry, "SHIPPED_PROMPTS", shipped)
+    registry = PromptRegistry(tmp_path / "registry")
     registry.create("rail_fix", V2, author="ana", message="name the root cause")
     registry.set_label("rail_fix", "staging", 2, actor="ana", reason="try it")
     registry.close()
