@@ -314,6 +314,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
+    """p50 and p95 panels; a colour per mode, a line style per store."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,27 +322,31 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     rows = [r for r in result["rows"] if r["mode"] != "ingest"]
     stores = result.get("stores", ["lancedb"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for backend in stores:
-        for mode in MODES:
-            mine = sorted(
-                (r for r in rows if r.get("store", "lancedb") == backend and r["mode"] == mode),
-                key=lambda r: int(r["chunks"]),
-            )
-            for stat, style in (("p50_ms", "-o"), ("p95_ms", "--s")):
-                label = f"{backend} {mode} {stat[:3]}" if len(stores) > 1 else f"{mode} {stat[:3]}"
+    colours = dict(zip(MODES, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+    styles = dict(zip(stores, ("-o", "--s"), strict=False))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, stat in zip(axes, ("p50_ms", "p95_ms"), strict=True):
+        for backend in stores:
+            for mode in MODES:
+                mine = sorted(
+                    (r for r in rows if r.get("store", "lancedb") == backend and r["mode"] == mode),
+                    key=lambda r: int(r["chunks"]),
+                )
                 ax.plot(
                     [int(r["chunks"]) for r in mine],
                     [float(r[stat]) for r in mine],
-                    style,
-                    label=label,
+                    styles[backend],
+                    color=colours[mode],
+                    label=f"{backend} {mode}" if len(stores) > 1 else mode,
                 )
-    ax.axhline(50, color="grey", linewidth=0.8, label="p95 target (hybrid)")
-    ax.set_xscale("log")
-    ax.set_xlabel("chunks in store")
-    ax.set_ylabel("query latency, ms (query embedding excluded)")
-    ax.set_title("RailDebug retriever latency (2 CPU cores)")
-    ax.legend(fontsize=7)
+        if stat == "p95_ms":
+            ax.axhline(50, color="grey", linewidth=0.8, label="p95 target (hybrid)")
+        ax.set_xscale("log")
+        ax.set_xlabel("chunks in store")
+        ax.set_title(stat.removesuffix("_ms"))
+    axes[0].set_ylabel("query latency, ms (query embedding excluded)")
+    axes[1].legend(fontsize=7)
+    fig.suptitle("RailDebug retriever latency (2 CPU cores)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -42,7 +42,7 @@ from training.answer_scoring import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIGS = "gemma-3-270m=@1,qwen2.5-coder-0.5b-instruct=@2"
+DEFAULT_CONFIGS = "gemma-3-270m=@1,qwen2.5-coder-0.5b-instruct-q4_0=@3"
 QUALITY = ("citation_rate", "citation_precision", "nugget_recall", "abstention")
 
 
