@@ -130,13 +130,13 @@ def test_ab_variants_are_recorded_on_answers_and_feedback_and_exported(
             ),
             timeout=10,
         )
-    assert recorded["staging"].prompt_version == "rail_fix@3"  # Langfuse down: local registry
+    assert recorded["staging"].prompt_version == "rail_fix@2"  # Langfuse down: local registry
 
     out = tmp_path / "feedback.jsonl"
     assert main(["feedback", "export", "--db", str(settings.feedback_db), "--out", str(out)]) == 0
     rows = {row["request_id"]: row for row in map(json.loads, out.read_text().splitlines())}
     staging = rows[recorded["staging"].request_id]
-    assert staging["prompt_variant"] == "staging" and staging["prompt_version"] == "rail_fix@3"
+    assert staging["prompt_variant"] == "staging" and staging["prompt_version"] == "rail_fix@2"
     assert staging["model"] == "gemma-3-270m" and staging["score"] == 1.0
     assert staging["question"] == "Track circuit T4 shows occupied"
     assert staging["context"] and all(p["text"] for p in staging["context"])
