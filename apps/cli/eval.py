@@ -155,7 +155,8 @@ def _evaluate_on(
             name = f"RailDebugEval{uuid.uuid4().hex[:12]}"
             settings = RetrieverSettings().model_copy(update={"weaviate_collection": name})
             weaviate = open_weaviate_store(settings, embedder)
-            assert isinstance(weaviate, WeaviateChunkStore)
+            if not isinstance(weaviate, WeaviateChunkStore):
+                raise TypeError(f"expected a WeaviateChunkStore, got {type(weaviate).__name__}")
             cleanup.callback(weaviate.drop)
             store = weaviate
         index = RetrievalIndex(args.store_dir or scratch / "store", embedder=embedder, store=store)

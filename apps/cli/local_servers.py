@@ -82,7 +82,7 @@ def weaviate_environment(
     """A single node on loopback, no vectorizer module (RailDebug brings its vectors)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": os.environ.get("HOME", str(data_dir)),
         "PERSISTENCE_DATA_PATH": str(data_dir / "data"),
         "DEFAULT_VECTORIZER_MODULE": "none",
         "CLUSTER_HOSTNAME": "node1",
