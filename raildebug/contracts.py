@@ -50,6 +50,8 @@ def usage_to_wire(outcome: GenerationOutcome) -> common_pb2.TokenUsage:
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         cached_prompt_tokens=outcome.cached_prompt_tokens,
+        drafted_tokens=outcome.drafted_tokens,
+        accepted_draft_tokens=outcome.accepted_draft_tokens,
     )
 
 
@@ -80,6 +82,8 @@ def outcome_from_wire(result: inference_pb2.GenerationResult) -> GenerationOutco
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_prompt_tokens=usage.cached_prompt_tokens,
+        drafted_tokens=usage.drafted_tokens,
+        accepted_draft_tokens=usage.accepted_draft_tokens,
         queue_ms=timings.queue_ms,
         time_to_first_token_ms=timings.time_to_first_token_ms,
         prefill_ms=timings.prefill_ms,

@@ -52,3 +52,6 @@ class GenerationOutcome:
     total_ms: float
     model: str
     error: str = ""
+    # prompt-lookup speculation: tokens drafted and verified, and how many the sampler kept
+    drafted_tokens: int = 0
+    accepted_draft_tokens: int = 0

@@ -280,6 +280,28 @@ class InferenceSettings(ServerSettings):
     default_max_tokens: int = Field(
         256, ge=1, description="max_tokens of a request that sets none."
     )
+    draft_max: int = Field(
+        3,
+        ge=0,
+        le=64,
+        description="Prompt-lookup speculation: most tokens drafted per sequence and step from "
+        "its own prompt and output, verified in the same decode; 0 turns it off.",
+    )
+    draft_ngram_max: int = Field(
+        5, ge=3, le=8, description="Longest tail n-gram looked up to draft from (shortest: 3)."
+    )
+    draft_step_tokens: int = Field(
+        4,
+        ge=1,
+        description="Drafts stop once a step decodes this many tokens (one per running "
+        "sequence plus drafts): past it a step costs more than drafts save (raise on GPUs).",
+    )
+    prefill_chunk: int = Field(
+        128,
+        ge=0,
+        description="Most prompt tokens a step evaluates while other sequences are decoding, "
+        "bounding their inter-token latency; 0: up to n_batch.",
+    )
     openai: OpenAISettings = Field(
         default_factory=OpenAISettings, description="Endpoint of backend=openai."
     )

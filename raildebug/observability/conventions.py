@@ -87,6 +87,7 @@ ATTR_FEEDBACK_SCORE: Final = "raildebug.feedback.score"
 ATTR_DEBUG_DURATION: Final = "raildebug.debug.duration"  # s
 ATTR_DEBUG_TIME_TO_FIRST_TOKEN: Final = "raildebug.debug.time_to_first_token"  # s
 ATTR_GENERATION_TIME_TO_FIRST_TOKEN: Final = "raildebug.generation.time_to_first_token"  # s
+ATTR_DRAFT_OUTCOME: Final = "raildebug.draft.outcome"  # accepted | rejected
 ATTR_RETRIEVAL_K: Final = "raildebug.retrieval.k"
 ATTR_RETRIEVAL_ALPHA: Final = "raildebug.retrieval.alpha"
 ATTR_RETRIEVAL_TIMEOUT: Final = "raildebug.retrieval.timeout"  # s
@@ -214,6 +215,13 @@ METRIC_INFERENCE_PROMPT_CACHE_TOKENS: Final = MetricSpec(
     "counter",
     TOKENS,
     "Prompt tokens served from a reused KV prefix instead of being evaluated.",
+)
+METRIC_INFERENCE_DRAFT_TOKENS: Final = MetricSpec(
+    "raildebug.inference.draft.tokens",
+    "counter",
+    TOKENS,
+    "Prompt-lookup draft tokens verified (raildebug.draft.outcome=accepted: the sampler "
+    "confirmed them; rejected: their cells were freed).",
 )
 METRIC_INFERENCE_REJECTED: Final = MetricSpec(
     "raildebug.inference.rejected",

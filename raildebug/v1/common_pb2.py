@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19raildebug/v1/common.proto\x12\x0craildebug.v1\"\xb6\x01\n\rPassageFilter\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x11\n\tlanguages\x18\x02 \x03(\t\x12\x15\n\rsource_prefix\x18\x03 \x01(\t\x12;\n\x08metadata\x18\x04 \x03(\x0b\x32).raildebug.v1.PassageFilter.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\"~\n\x11GenerationTimings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x02 \x01(\x01\x12\x12\n\nprefill_ms\x18\x03 \x01(\x01\x12\x11\n\tdecode_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\x42\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19raildebug/v1/common.proto\x12\x0craildebug.v1\"\xb6\x01\n\rPassageFilter\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x11\n\tlanguages\x18\x02 \x03(\t\x12\x15\n\rsource_prefix\x18\x03 \x01(\t\x12;\n\x08metadata\x18\x04 \x03(\x0b\x32).raildebug.v1.PassageFilter.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x93\x01\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\r\x12\x16\n\x0e\x64rafted_tokens\x18\x04 \x01(\r\x12\x1d\n\x15\x61\x63\x63\x65pted_draft_tokens\x18\x05 \x01(\r\"~\n\x11GenerationTimings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x02 \x01(\x01\x12\x12\n\nprefill_ms\x18\x03 \x01(\x01\x12\x11\n\tdecode_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\x42\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PASSAGEFILTER']._serialized_end=226
   _globals['_PASSAGEFILTER_METADATAENTRY']._serialized_start=179
   _globals['_PASSAGEFILTER_METADATAENTRY']._serialized_end=226
-  _globals['_TOKENUSAGE']._serialized_start=228
-  _globals['_TOKENUSAGE']._serialized_end=320
-  _globals['_GENERATIONTIMINGS']._serialized_start=322
-  _globals['_GENERATIONTIMINGS']._serialized_end=448
+  _globals['_TOKENUSAGE']._serialized_start=229
+  _globals['_TOKENUSAGE']._serialized_end=376
+  _globals['_GENERATIONTIMINGS']._serialized_start=378
+  _globals['_GENERATIONTIMINGS']._serialized_end=504
 # @@protoc_insertion_point(module_scope)

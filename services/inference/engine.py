@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from collections.abc import Sequence as Texts
+from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -43,6 +44,7 @@ from services.inference.models import (
 from services.inference.sampling import NoTokenAllowed, SamplerChain, grammar_for
 from services.inference.sequence import IsCancelled, Sequence
 from services.inference.slots import Placement, SlotTable
+from services.inference.speculation import PromptLookup
 from services.inference.validation import validate, with_defaults
 
 log = get_logger(__name__)
@@ -71,16 +73,32 @@ class LlamaEngine:
         lora_path: Path | None = None,
         lora_scale: float = 1.0,
         served_name: str = "",
+        draft_max: int = 0,
+        draft_ngram_max: int = 5,
+        draft_step_tokens: int = 4,
+        prefill_chunk: int = 0,
     ) -> None:
         """`served_name`: the catalog name the model is served by (reported by Info and in
-        every answer); empty: the GGUF's own name."""
+        every answer); empty: the GGUF's own name.
+
+        `draft_max` > 0 turns on prompt-lookup speculation: up to that many drafted tokens per
+        sequence and step, while the step's decoding tokens (one per running sequence plus
+        drafts) stay within `draft_step_tokens`, past which a CPU step costs more than drafts
+        save. `prefill_chunk` > 0 caps the prompt tokens a step evaluates while other sequences
+        are decoding, so a long new prompt delays their next token by one bounded chunk.
+        """
         self._model_path = model_path
         self._n_gpu_layers = n_gpu_layers
         self._n_threads = n_threads
         self._max_queue = max_queue
         self._default_max_tokens = default_max_tokens
+        self._draft_max = draft_max
+        self._draft_ngram_max = draft_ngram_max
+        self._draft_step_tokens = draft_step_tokens
+        self._prefill_chunk = prefill_chunk
         self._model = NativeModel(model_path, n_gpu_layers, lora_path, lora_scale)
-        step_tokens = max(n_batch, slots)  # every running sequence decodes in every step
+        # every running sequence decodes in every step, with its draft
+        step_tokens = max(n_batch, slots + draft_max)
         self._context = NativeContext(
             self._model, n_ctx=n_ctx, n_batch=step_tokens, n_seq_max=slots, n_threads=n_threads
         )
@@ -167,6 +185,9 @@ class LlamaEngine:
             grammar_for(request.grammar, request.json_schema),
         )
         sequence = Sequence(request, prompt, max_tokens, sampler, is_cancelled, deadline, arrived)
+        if self._draft_max > 0:
+            sequence.lookup = PromptLookup(self._draft_ngram_max, self._draft_max)
+            sequence.lookup.extend(prompt)
         try:
             self._submit(sequence)
         except BaseException:
@@ -311,57 +332,107 @@ class LlamaEngine:
         instruments.queue_wait.record(sequence.admitted_at - sequence.arrived)
 
     def _step(self) -> None:
-        """One llama_decode: a token for each decoding sequence, then prompt chunks."""
+        """One llama_decode: a token (and maybe a draft) for each decoding sequence, then
+        prompt chunks."""
         batch = self._batch
         batch.clear()
-        outputs: list[tuple[Sequence, int]] = []
-        fed: list[tuple[Sequence, list[int]]] = []
         running = list(self._running)
+        decoding = [s for s in running if s.next_token is not None and s.slot is not None]
+        draft_room = max(0, self._draft_step_tokens - len(decoding))
+        verifications: list[_Verification] = []
+        for sequence in decoding:
+            draft = self._draft(sequence, draft_room)
+            draft_room -= len(draft)
+            verifications.append(_Verification.add(batch, sequence, draft))
+        prompt_room = batch.room
+        if verifications and self._prefill_chunk > 0:
+            prompt_room = min(prompt_room, self._prefill_chunk)
+        prefills: list[tuple[Sequence, int, int]] = []  # sequence, tokens fed, logits index
         for sequence in running:
             slot = sequence.slot
-            if sequence.next_token is not None and slot is not None:
-                index = batch.add(sequence.next_token, len(slot.cached), slot.seq_id, True)
-                outputs.append((sequence, index))
-                fed.append((sequence, [sequence.next_token]))
-        decoding = len(fed)
-        for sequence in running:
-            slot = sequence.slot
-            if sequence.next_token is not None or slot is None or not batch.room:
+            if sequence.next_token is not None or slot is None or prompt_room <= 0:
                 continue
-            chunk = sequence.prompt[sequence.evaluated : sequence.evaluated + batch.room]
-            last, index = False, -1
+            chunk = sequence.prompt[sequence.evaluated : sequence.evaluated + prompt_room]
+            prompt_room -= len(chunk)
+            index = -1
             for offset, token in enumerate(chunk):
                 position = sequence.evaluated + offset
                 last = position == len(sequence.prompt) - 1
                 index = batch.add(token, position, slot.seq_id, last)
-            if last:
-                outputs.append((sequence, index))
-            fed.append((sequence, chunk))
+                if not last:
+                    index = -1
+            prefills.append((sequence, len(chunk), index))
         if not batch.size:
             return
         step_started = time.perf_counter()
         status = self._context.decode(batch)
         if status != 0:
             log.error("llama_decode failed", status=status, batch=batch.size)
-            for sequence, _ in fed:
+            for sequence in [v.sequence for v in verifications] + [p[0] for p in prefills]:
                 self._finish(sequence, FinishReason.ERROR, f"llama_decode returned {status}")
             return
-        for sequence, tokens in fed:
+        for sequence, fed, index in prefills:
             assert sequence.slot is not None
-            sequence.slot.cached.extend(tokens)
-            if sequence.next_token is None:
-                sequence.evaluated += len(tokens)
-            sequence.next_token = None
-        for sequence, index in outputs:
-            try:
-                token = sequence.sampler.sample(self._context.ctx, index)
-            except NoTokenAllowed as error:  # this request's grammar is stuck; others go on
-                self._finish(sequence, FinishReason.ERROR, str(error))
-                continue
-            self._accept(sequence, token)
+            sequence.slot.cached.extend(
+                sequence.prompt[sequence.evaluated : sequence.evaluated + fed]
+            )
+            sequence.evaluated += fed
+            if index >= 0:
+                self._sample_and_accept(sequence, [index], [])
+        for verification in verifications:
+            verification.fed()
+            self._sample_and_accept(verification.sequence, verification.indices, verification.draft)
         self._admission.cost.observe(
-            batch.size - decoding, decoding, time.perf_counter() - step_started
+            batch.size - len(decoding), len(decoding), time.perf_counter() - step_started
         )
+
+    def _draft(self, sequence: Sequence, room: int) -> list[int]:
+        """Prompt-lookup tokens to verify after the sequence's next token (never past the
+        tokens it may still produce, so its reserved cells always suffice)."""
+        if sequence.lookup is None or room <= 0:
+            return []
+        left = sequence.max_tokens - sequence.produced - 1
+        return sequence.lookup.draft(min(room, left))
+
+    def _sample_and_accept(self, sequence: Sequence, indices: list[int], draft: list[int]) -> None:
+        """Sample at each index while the draft agrees; keep the agreed KV, drop the rest.
+
+        indices[0] holds the logits after the sequence's last fed token; indices[k] those after
+        draft[k - 1]. A drafted token counts only if the sampler, given the real prefix, picked
+        it: every emitted token is sampled exactly as without a draft (greedy output is the
+        same; with sampling the distribution is), and sampling stops at the first mismatch.
+        """
+        slot = sequence.slot
+        assert slot is not None
+        tokens: list[int] = []
+        try:
+            for k, index in enumerate(indices):
+                token = sequence.sampler.sample(self._context.ctx, index)
+                tokens.append(token)
+                if k >= len(draft) or token != draft[k] or self._model.is_end_of_generation(token):
+                    break
+        except NoTokenAllowed as error:  # this request's grammar is stuck; others go on
+            self._finish(sequence, FinishReason.ERROR, str(error))
+            return
+        accepted = 0
+        while accepted < min(len(tokens), len(draft)) and tokens[accepted] == draft[accepted]:
+            accepted += 1
+        if draft:
+            slot.cached.extend(draft[:accepted])
+            if accepted < len(draft):  # free the cells of the drafted tokens the sampler refused
+                self._context.forget(slot.seq_id, len(slot.cached))
+            assert sequence.lookup is not None
+            sequence.lookup.settle(len(draft), accepted)
+            sequence.drafted += len(draft)
+            sequence.accepted_drafts += accepted
+        for k, token in enumerate(tokens):
+            if sequence.lookup is not None:
+                sequence.lookup.extend([token])
+            self._accept(sequence, token)
+            if sequence.slot is None:  # finished: end of generation, a stop string or length
+                return
+            if k < accepted:
+                sequence.next_token = None  # already in the KV cache as a confirmed draft
 
     def _accept(self, sequence: Sequence, token: int) -> None:
         now = time.perf_counter()
@@ -417,6 +488,8 @@ class LlamaEngine:
             cached_tokens=sequence.cached,
             completion_tokens=sequence.produced,
             timed_tokens=sequence.produced + (finish is FinishReason.EOS),
+            drafted_tokens=sequence.drafted,
+            accepted_draft_tokens=sequence.accepted_drafts,
         )
         outcome = sequence.outcome(finish, self._name, error)
         sequence.events.put(outcome)
@@ -427,9 +500,37 @@ class LlamaEngine:
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
             cached=outcome.cached_prompt_tokens,
+            drafted=outcome.drafted_tokens,
+            accepted_drafts=outcome.accepted_draft_tokens,
             queue_ms=round(outcome.queue_ms, 1),
             total_ms=round(outcome.total_ms, 1),
         )
+
+
+@dataclass
+class _Verification:
+    """A decoding sequence's tokens in this step: its next token, then its draft."""
+
+    sequence: Sequence
+    token: int
+    draft: list[int]
+    indices: list[int]
+
+    @classmethod
+    def add(cls, batch: TokenBatch, sequence: Sequence, draft: list[int]) -> _Verification:
+        slot, token = sequence.slot, sequence.next_token
+        assert slot is not None and token is not None
+        position = len(slot.cached)
+        indices = [
+            batch.add(t, position + k, slot.seq_id, True) for k, t in enumerate([token, *draft])
+        ]
+        return cls(sequence, token, draft, indices)
+
+    def fed(self) -> None:
+        """The decode succeeded: the next token is in the KV cache (the draft not yet)."""
+        assert self.sequence.slot is not None
+        self.sequence.slot.cached.append(self.token)
+        self.sequence.next_token = None
 
 
 def _remaining(model: AdmissionModel, sequence: Sequence) -> Work:

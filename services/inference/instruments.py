@@ -25,6 +25,7 @@ time_per_output_token = histogram(_meter, conv.METRIC_GEN_AI_SERVER_TIME_PER_OUT
 tokens = counter(_meter, conv.METRIC_INFERENCE_TOKENS)
 cached_prompt_tokens = counter(_meter, conv.METRIC_INFERENCE_PROMPT_CACHE_TOKENS)
 rejected = counter(_meter, conv.METRIC_INFERENCE_REJECTED)
+draft_tokens = counter(_meter, conv.METRIC_INFERENCE_DRAFT_TOKENS)
 
 
 def generation_attributes(provider: str, model: str, request: GenerationRequest) -> Attributes:
@@ -52,6 +53,8 @@ def generation_finished(
     cached_tokens: int,
     completion_tokens: int,
     timed_tokens: int | None = None,
+    drafted_tokens: int = 0,
+    accepted_draft_tokens: int = 0,
 ) -> None:
     """Record one generation once it ended (times on one clock, in seconds).
 
@@ -71,3 +74,8 @@ def generation_finished(
         completion_tokens, {**base, conv.ATTR_GEN_AI_TOKEN_TYPE: conv.GEN_AI_TOKEN_TYPE_OUTPUT}
     )
     cached_prompt_tokens.add(cached_tokens, base)
+    if drafted_tokens:
+        draft_tokens.add(accepted_draft_tokens, {**base, conv.ATTR_DRAFT_OUTCOME: "accepted"})
+        draft_tokens.add(
+            drafted_tokens - accepted_draft_tokens, {**base, conv.ATTR_DRAFT_OUTCOME: "rejected"}
+        )

@@ -16,6 +16,7 @@ from raildebug.domain import FinishReason, GenerationOutcome
 from services.inference.models import GenerationEvent, GenerationRequest, TextDelta
 from services.inference.sampling import SamplerChain
 from services.inference.slots import Slot
+from services.inference.speculation import PromptLookup
 from services.inference.text_stream import StopAwareTextStream
 
 IsCancelled = Callable[[], bool]
@@ -38,6 +39,9 @@ class Sequence:
     cached: int = 0  # prompt tokens reused from a cached prefix
     next_token: int | None = None  # sampled, to be fed in the next step
     produced: int = 0
+    lookup: PromptLookup | None = None  # drafts tokens when speculation is on
+    drafted: int = 0  # draft tokens verified
+    accepted_drafts: int = 0  # of which the sampler confirmed
     admitted_at: float | None = None
     first_token_at: float | None = None
     last_token_at: float | None = None
@@ -77,4 +81,6 @@ class Sequence:
             total_ms=(ended - self.arrived) * 1000,
             model=model,
             error=error,
+            drafted_tokens=self.drafted,
+            accepted_draft_tokens=self.accepted_drafts,
         )

@@ -90,4 +90,8 @@ def load_backend(settings: InferenceSettings) -> GenerationBackend:
         lora_path=check_lora_path(settings.lora_path),
         lora_scale=settings.lora_scale,
         served_name="" if settings.model_path is not None else settings.model,
+        draft_max=settings.draft_max,
+        draft_ngram_max=settings.draft_ngram_max,
+        draft_step_tokens=settings.draft_step_tokens,
+        prefill_chunk=settings.prefill_chunk,
     )
