@@ -354,14 +354,11 @@ class LlamaEngine:
                 continue
             chunk = sequence.prompt[sequence.evaluated : sequence.evaluated + prompt_room]
             prompt_room -= len(chunk)
-            index = -1
+            ends = sequence.evaluated + len(chunk) == len(sequence.prompt)
             for offset, token in enumerate(chunk):
-                position = sequence.evaluated + offset
-                last = position == len(sequence.prompt) - 1
-                index = batch.add(token, position, slot.seq_id, last)
-                if not last:
-                    index = -1
-            prefills.append((sequence, len(chunk), index))
+                wants_logits = ends and offset == len(chunk) - 1  # the first token's logits
+                index = batch.add(token, sequence.evaluated + offset, slot.seq_id, wants_logits)
+            prefills.append((sequence, len(chunk), index if ends else -1))
         if not batch.size:
             return
         step_started = time.perf_counter()
@@ -405,26 +402,25 @@ class LlamaEngine:
         slot = sequence.slot
         assert slot is not None
         tokens: list[int] = []
+        accepted = 0  # drafted tokens the sampler picked itself
         try:
-            for k, index in enumerate(indices):
+            for index in indices:
                 token = sequence.sampler.sample(self._context.ctx, index)
                 tokens.append(token)
-                if k >= len(draft) or token != draft[k] or self._model.is_end_of_generation(token):
+                if accepted >= len(draft) or token != draft[accepted]:
+                    break
+                accepted += 1
+                if self._model.is_end_of_generation(token):
                     break
         except NoTokenAllowed as error:  # this request's grammar is stuck; others go on
             self._finish(sequence, FinishReason.ERROR, str(error))
             return
-        accepted = 0
-        while accepted < min(len(tokens), len(draft)) and tokens[accepted] == draft[accepted]:
-            accepted += 1
         if draft:
             slot.cached.extend(draft[:accepted])
             if accepted < len(draft):  # free the cells of the drafted tokens the sampler refused
                 self._context.forget(slot.seq_id, len(slot.cached))
             assert sequence.lookup is not None
             sequence.lookup.settle(len(draft), accepted)
-            sequence.drafted += len(draft)
-            sequence.accepted_drafts += accepted
         for k, token in enumerate(tokens):
             if sequence.lookup is not None:
                 sequence.lookup.extend([token])
@@ -475,6 +471,7 @@ class LlamaEngine:
             tail = sequence.text.flush()
             if tail:
                 sequence.emit(tail, time.perf_counter())
+        outcome = sequence.outcome(finish, self._name, error)
         instruments.generation_finished(
             instruments.generation_attributes(
                 conv.GEN_AI_PROVIDER_LLAMA_CPP, self._name, sequence.request
@@ -488,10 +485,9 @@ class LlamaEngine:
             cached_tokens=sequence.cached,
             completion_tokens=sequence.produced,
             timed_tokens=sequence.produced + (finish is FinishReason.EOS),
-            drafted_tokens=sequence.drafted,
-            accepted_draft_tokens=sequence.accepted_drafts,
+            drafted_tokens=outcome.drafted_tokens,
+            accepted_draft_tokens=outcome.accepted_draft_tokens,
         )
-        outcome = sequence.outcome(finish, self._name, error)
         sequence.events.put(outcome)
         log.info(
             "generation finished",

@@ -39,9 +39,7 @@ class Sequence:
     cached: int = 0  # prompt tokens reused from a cached prefix
     next_token: int | None = None  # sampled, to be fed in the next step
     produced: int = 0
-    lookup: PromptLookup | None = None  # drafts tokens when speculation is on
-    drafted: int = 0  # draft tokens verified
-    accepted_drafts: int = 0  # of which the sampler confirmed
+    lookup: PromptLookup | None = None  # drafts tokens, and counts them, when speculation is on
     admitted_at: float | None = None
     first_token_at: float | None = None
     last_token_at: float | None = None
@@ -81,6 +79,6 @@ class Sequence:
             total_ms=(ended - self.arrived) * 1000,
             model=model,
             error=error,
-            drafted_tokens=self.drafted,
-            accepted_draft_tokens=self.accepted_drafts,
+            drafted_tokens=self.lookup.drafted if self.lookup else 0,
+            accepted_draft_tokens=self.lookup.accepted if self.lookup else 0,
         )
